@@ -11,8 +11,9 @@ NBS = sorted(p for p in Path(cfg.nbs_path).rglob("*.ipynb")
 
 RUNNER = """
 import sys
+from pathlib import Path
 from nbdev.test import test_nb
-ok, secs = test_nb(sys.argv[1], skip_flags=sys.argv[2].split(), force_flags=sys.argv[3].split(), basepath=sys.argv[4])
+ok, secs = test_nb(Path(sys.argv[1]), skip_flags=sys.argv[2].split(), force_flags=sys.argv[3].split(), basepath=sys.argv[4])
 print(f"{sys.argv[1]}: {'passed' if ok else 'FAILED'} in {secs:.1f} s")
 sys.exit(0 if ok else 1)
 """
