@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['load_plugin', 'make_parser', 'UsageError', 'cmd_reproduce', 'cmd_bench', 'cmd_env', 'cmd_list', 'main']
 
-# %% ../nbs/05_cli.ipynb #2dafa75a
+# %% ../nbs/05_cli.ipynb #4ad4a0b5
 import sys, json, time, argparse, importlib, importlib.util, traceback
 from pathlib import Path
 
-# %% ../nbs/05_cli.ipynb #2452ace9
+# %% ../nbs/05_cli.ipynb #5d590c94
 import effnb
 
-# %% ../nbs/05_cli.ipynb #94a3f3e2
+# %% ../nbs/05_cli.ipynb #38ac8e69
 def load_plugin(spec:str, # a module name (`my.experiments`) or a path to a `.py` file
                ):
     "Import a module that registers experiments or benchmarks."
@@ -24,7 +24,7 @@ def load_plugin(spec:str, # a module name (`my.experiments`) or a path to a `.py
     try: return importlib.import_module(spec)
     except ModuleNotFoundError as e: raise ValueError(f"cannot import plugin module {spec!r}: {e}") from e
 
-# %% ../nbs/05_cli.ipynb #3d48eaf0
+# %% ../nbs/05_cli.ipynb #6ed1fb6d
 def make_parser()->argparse.ArgumentParser:
     "The `effnb` argument parser: sub-commands `reproduce`, `bench`, `env` and `list`."
     p = argparse.ArgumentParser(prog="effnb", description="effnb: literate experiments on efficiency in sequence and vision-language models.")
@@ -47,7 +47,7 @@ def make_parser()->argparse.ArgumentParser:
     sub.add_parser("list", help="list registered experiments and benchmarks")
     return p
 
-# %% ../nbs/05_cli.ipynb #312a9b5c
+# %% ../nbs/05_cli.ipynb #dc664f03
 class UsageError(Exception):
     "A bad command line; `main` prints it and exits with status 2."
 
@@ -57,7 +57,7 @@ def _select(names:list, table:dict, kind:str)->list:
     if bad: raise UsageError(f"unknown {kind} {', '.join(map(repr, bad))}; valid {kind}s: {', '.join(sorted(table)) or '(none registered)'}")
     return list(dict.fromkeys(names))
 
-# %% ../nbs/05_cli.ipynb #4974ac38
+# %% ../nbs/05_cli.ipynb #2165a8ce
 def _summary_md(rows:list, preset:str, seed:int)->str:
     "A Markdown table: one row per experiment with its status, time and headline numbers."
     lines = [f"# effnb reproduce: preset `{preset}`, seed {seed}", "",
@@ -67,7 +67,7 @@ def _summary_md(rows:list, preset:str, seed:int)->str:
         lines.append(f"| {r['name']} | {r['status']} | {r['seconds']:.1f} | {head} |")
     return "\n".join(lines) + "\n"
 
-# %% ../nbs/05_cli.ipynb #eddfd887
+# %% ../nbs/05_cli.ipynb #a2add513
 def cmd_reproduce(args)->int:
     "Run the selected experiments; each writes into OUT/NAME, then OUT/summary.md is (re)written."
     from tqdm.auto import tqdm
@@ -90,7 +90,7 @@ def cmd_reproduce(args)->int:
     print((out / "summary.md").read_text())
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
-# %% ../nbs/05_cli.ipynb #dc0b11fc
+# %% ../nbs/05_cli.ipynb #dccc543e
 def cmd_bench(args)->int:
     "Run the selected benchmarks and print their tables."
     from effnb.core import BENCHMARKS, env_info, save_json, to_jsonable
@@ -100,7 +100,7 @@ def cmd_bench(args)->int:
         if args.out: save_json({"meta": {"bench": n, "full": args.full, "env": env_info()}, **to_jsonable(res)}, Path(args.out) / f"{n}.json")
     return 0
 
-# %% ../nbs/05_cli.ipynb #bd823666
+# %% ../nbs/05_cli.ipynb #fce854b5
 def cmd_env(args)->int:
     "Print the environment: versions, threads, CUDA, optional backends."
     from effnb.core import env_info, to_jsonable
@@ -120,7 +120,7 @@ def cmd_list(args)->int:
         for r in table.values(): print(f"  {r.name:14} {r.description}")
     return 0
 
-# %% ../nbs/05_cli.ipynb #04d79304
+# %% ../nbs/05_cli.ipynb #4bae4b89
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         )->int: # exit status
     "Entry point of the `effnb` console script."
@@ -138,6 +138,6 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     except (UsageError, ValueError) as e:
         print(f"effnb {args.command}: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/05_cli.ipynb #f3b0ec09
+# %% ../nbs/05_cli.ipynb #8750344a
 def _console()->None:
     sys.exit(main())

@@ -8,19 +8,19 @@ __all__ = ['EXPERIMENTS', 'BENCHMARKS', 'IMPORT_ERRORS', 'seed_everything', 'get
            'to_jsonable', 'save_json', 'load_json', 'set_plot_style', 'save_figure', 'Registered',
            'register_experiment', 'register_bench', 'discover']
 
-# %% ../nbs/00_core.ipynb #6f4e739c
+# %% ../nbs/00_core.ipynb #456b4baa
 import os, sys, json, math, time, random, platform, importlib, pkgutil, tempfile, contextlib, dataclasses
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-# %% ../nbs/00_core.ipynb #50cd2f0f
+# %% ../nbs/00_core.ipynb #34328205
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-# %% ../nbs/00_core.ipynb #993f4bb4
+# %% ../nbs/00_core.ipynb #4e01ac80
 def seed_everything(seed:int=0, # seed for `random`, `numpy` and `torch` (CPU and CUDA)
                    )->torch.Generator: # a fresh `torch.Generator` seeded with `seed`
     "Seed every global random number generator and return a local generator."
@@ -29,7 +29,7 @@ def seed_everything(seed:int=0, # seed for `random`, `numpy` and `torch` (CPU an
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
     return torch.Generator().manual_seed(seed)
 
-# %% ../nbs/00_core.ipynb #e69e84a5
+# %% ../nbs/00_core.ipynb #9b10a527
 def get_device(device:str|torch.device="auto", # "auto", "cpu", "cuda", "cuda:N" or a `torch.device`
               )->torch.device:
     "Resolve a device name; `'auto'` picks CUDA when it is available, else the CPU."
@@ -40,7 +40,7 @@ def get_device(device:str|torch.device="auto", # "auto", "cpu", "cuda", "cuda:N"
     if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device {device!r} requested but CUDA is not available")
     return dev
 
-# %% ../nbs/00_core.ipynb #ee2b0eec
+# %% ../nbs/00_core.ipynb #7f0b6eae
 @contextlib.contextmanager
 def num_threads(n:int|None, # intra-op threads for torch inside the block; `None` leaves them as they are
                ):
@@ -52,7 +52,7 @@ def num_threads(n:int|None, # intra-op threads for torch inside the block; `None
     try: yield torch.get_num_threads()
     finally: torch.set_num_threads(old)
 
-# %% ../nbs/00_core.ipynb #0557a2cd
+# %% ../nbs/00_core.ipynb #9aab6fe5
 def _status_kb(key:str)->int|None:
     "Read one `kB` field of `/proc/self/status` (None where there is no procfs)."
     try:
@@ -60,7 +60,7 @@ def _status_kb(key:str)->int|None:
             if line.startswith(key + ":"): return int(line.split()[1])
     except OSError: return None
 
-# %% ../nbs/00_core.ipynb #615b33d9
+# %% ../nbs/00_core.ipynb #437c0b1e
 def peak_memory(fn:Callable, # called once with no arguments
                 device:str|torch.device="cpu", # where the tensors live
                )->int|None: # bytes of peak growth during the call (RSS on CPU, allocator on CUDA); None if unmeasurable
@@ -73,7 +73,7 @@ def peak_memory(fn:Callable, # called once with no arguments
     base = _status_kb("VmRSS"); fn(); peak = _status_kb("VmHWM")
     return None if base is None or peak is None else max(0, peak - base) * 1024
 
-# %% ../nbs/00_core.ipynb #84c25d0c
+# %% ../nbs/00_core.ipynb #cfb6a158
 @dataclass
 class BenchResult:
     "Wall-clock timings of one callable: seconds, medians after warm-up."
@@ -88,7 +88,7 @@ class BenchResult:
         mem = "" if self.peak_mem is None else f", peak {self.peak_mem/2**20:.1f} MiB"
         return f"{self.name}: median {fmt_time(self.median)} (min {fmt_time(self.min)}, max {fmt_time(self.max)}, n={len(self.times)}, threads={self.threads}{mem})"
 
-# %% ../nbs/00_core.ipynb #8123ee4b
+# %% ../nbs/00_core.ipynb #c0bda80c
 def fmt_time(s:float)->str:
     "Format seconds with a readable unit."
     if s is None or not math.isfinite(s): return str(s)
@@ -96,7 +96,7 @@ def fmt_time(s:float)->str:
         if abs(s) >= f: return f"{s/f:.3g} {unit}"
     return f"{s/1e-9:.3g} ns"
 
-# %% ../nbs/00_core.ipynb #f0010777
+# %% ../nbs/00_core.ipynb #3036345b
 def benchmark(fn:Callable, # the callable to time
               *args, # positional arguments for `fn`
               warmup:int=1, # untimed calls first
@@ -119,7 +119,7 @@ def benchmark(fn:Callable, # the callable to time
     times_sorted = sorted(times)
     return BenchResult(name or getattr(fn, "__name__", "fn"), float(np.median(times)), times_sorted[0], times_sorted[-1], times, nt, mem)
 
-# %% ../nbs/00_core.ipynb #056c0f92
+# %% ../nbs/00_core.ipynb #2c25c73e
 def bench_table(results:list, # `BenchResult`s measured in one run
                 baseline:str|None=None, # name of the result the ratios are relative to (default: the first)
                )->str: # a Markdown table
@@ -134,7 +134,7 @@ def bench_table(results:list, # `BenchResult`s measured in one run
         rows.append(f"| {r.name} | {fmt_time(r.median)} | {fmt_time(r.min)} | {fmt_time(r.max)} | {r.threads} | {mem} | {base.median/r.median:.2f}x |")
     return "\n".join(rows)
 
-# %% ../nbs/00_core.ipynb #8d6886f2
+# %% ../nbs/00_core.ipynb #ab0d2aac
 def count_parameters(model:torch.nn.Module, # any module
                      trainable_only:bool=False, # count only parameters with `requires_grad`
                     )->int: # number of scalar parameters (shared tensors counted once)
@@ -145,14 +145,14 @@ def count_parameters(model:torch.nn.Module, # any module
         seen.add(id(p)); n += p.numel()
     return n
 
-# %% ../nbs/00_core.ipynb #6c0a8095
+# %% ../nbs/00_core.ipynb #a323abc8
 _OPTIONAL = ("transformers", "safetensors", "mamba_ssm", "causal_conv1d", "mambapy", "sklearn")
 
 def _version(mod:str)->str|None:
     try: return getattr(importlib.import_module(mod), "__version__", "installed")
     except Exception: return None
 
-# %% ../nbs/00_core.ipynb #37dbb627
+# %% ../nbs/00_core.ipynb #c1952ab0
 def env_info()->dict: # versions, threads, CPU and CUDA facts, optional backends
     "Facts about this machine and software that every benchmark should report."
     import numpy, matplotlib
@@ -164,7 +164,7 @@ def env_info()->dict: # versions, threads, CPU and CUDA facts, optional backends
     info["optional"] = {m: _version(m) for m in _OPTIONAL}
     return info
 
-# %% ../nbs/00_core.ipynb #6fdf2e32
+# %% ../nbs/00_core.ipynb #ebd9eb72
 def _cpu_name()->str:
     "CPU model name from /proc/cpuinfo, falling back to `platform.processor()`."
     try:
@@ -173,7 +173,7 @@ def _cpu_name()->str:
     except OSError: pass
     return platform.processor() or "unknown"
 
-# %% ../nbs/00_core.ipynb #48656d45
+# %% ../nbs/00_core.ipynb #c6ec1154
 @contextlib.contextmanager
 def atomic_path(path:str|Path, # the final file
                ):
@@ -186,7 +186,7 @@ def atomic_path(path:str|Path, # the final file
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/00_core.ipynb #6a414a69
+# %% ../nbs/00_core.ipynb #f2424e61
 def to_jsonable(obj:Any)->Any:
     "Convert dataclasses, numpy and torch values, paths and non-finite floats to plain JSON types."
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type): return to_jsonable(dataclasses.asdict(obj))
@@ -199,7 +199,7 @@ def to_jsonable(obj:Any)->Any:
     if isinstance(obj, (Path, torch.device, torch.dtype)): return str(obj)
     return obj
 
-# %% ../nbs/00_core.ipynb #a52f4f23
+# %% ../nbs/00_core.ipynb #626d7153
 def save_json(obj:Any, # anything `to_jsonable` understands
               path:str|Path, # destination; parent folders are created
              )->Path:
@@ -212,14 +212,14 @@ def load_json(path:str|Path)->Any:
     "Read a JSON file."
     return json.loads(Path(path).read_text())
 
-# %% ../nbs/00_core.ipynb #7378881f
+# %% ../nbs/00_core.ipynb #c963c494
 def set_plot_style():
     "The seaborn style every effnb figure uses (called by experiment notebooks and the CLI)."
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
     plt.rcParams.update({"figure.figsize": (6, 3.5), "figure.dpi": 100, "savefig.dpi": 150,
                          "savefig.bbox": "tight", "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9})
 
-# %% ../nbs/00_core.ipynb #928a5860
+# %% ../nbs/00_core.ipynb #56e58f46
 def save_figure(fig:plt.Figure, # the figure
                 path:str|Path, # destination (.png); written atomically
                )->Path:
@@ -227,7 +227,7 @@ def save_figure(fig:plt.Figure, # the figure
     with atomic_path(path) as tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     return Path(path)
 
-# %% ../nbs/00_core.ipynb #48b9e85f
+# %% ../nbs/00_core.ipynb #b83e3103
 @dataclass
 class Registered:
     "An experiment or benchmark known to the `effnb` command."
@@ -239,7 +239,7 @@ class Registered:
 EXPERIMENTS: dict = {}
 BENCHMARKS: dict = {}
 
-# %% ../nbs/00_core.ipynb #89e060b9
+# %% ../nbs/00_core.ipynb #b0fc47cc
 def _register(table:dict, name:str, description:str, presets:tuple=("quick", "full")):
     def deco(fn):
         if not name.isidentifier(): raise ValueError(f"registry names must be identifiers, got {name!r}")
@@ -255,7 +255,7 @@ def register_bench(name:str, description:str):
     "Decorator: register `fn(quick, threads) -> dict` as `effnb bench NAME`."
     return _register(BENCHMARKS, name, description, ("quick", "full"))
 
-# %% ../nbs/00_core.ipynb #fd3ed046
+# %% ../nbs/00_core.ipynb #185d7c8d
 IMPORT_ERRORS: dict = {}
 
 def discover()->tuple[dict, dict]: # (experiments, benchmarks)

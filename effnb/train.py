@@ -6,13 +6,13 @@
 __all__ = ['TrainConfig', 'lr_factor', 'make_optimizer', 'step_seed', 'dist_info', 'init_distributed', 'shard_batch',
            'save_checkpoint', 'load_checkpoint', 'TrainResult', 'train']
 
-# %% ../nbs/00a_train.ipynb #2087ff1f
+# %% ../nbs/00a_train.ipynb #d5c3d7ef
 import os, math, time, random
 from pathlib import Path
 from dataclasses import dataclass, field, asdict
 from typing import Any, Callable
 
-# %% ../nbs/00a_train.ipynb #35371b8c
+# %% ../nbs/00a_train.ipynb #1fb5d51b
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from .core import atomic_path, seed_everything
 
-# %% ../nbs/00a_train.ipynb #93a234e3
+# %% ../nbs/00a_train.ipynb #6e3a0762
 @dataclass
 class TrainConfig:
     "Hyper-parameters of `train`."
@@ -45,7 +45,7 @@ class TrainConfig:
         if self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1: raise ValueError(f"need warmup_steps >= 0 and min_lr_ratio in [0, 1], got {self.warmup_steps}, {self.min_lr_ratio}")
         if self.grad_clip is not None and self.grad_clip <= 0: raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
 
-# %% ../nbs/00a_train.ipynb #1ac67e89
+# %% ../nbs/00a_train.ipynb #dc6c09c0
 def lr_factor(step:int, # 0-based optimizer step
               cfg:TrainConfig)->float: # multiplier of `cfg.lr`
     "Linear warm-up to 1, then cosine decay to `cfg.min_lr_ratio` at the last step."
@@ -54,7 +54,7 @@ def lr_factor(step:int, # 0-based optimizer step
     t = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
-# %% ../nbs/00a_train.ipynb #1f378875
+# %% ../nbs/00a_train.ipynb #301eb0af
 def make_optimizer(model:torch.nn.Module, cfg:TrainConfig)->torch.optim.AdamW:
     "AdamW with weight decay on parameters of 2 or more dimensions only (the usual GPT/Mamba recipe)."
     params = [p for p in model.parameters() if p.requires_grad]
@@ -62,14 +62,14 @@ def make_optimizer(model:torch.nn.Module, cfg:TrainConfig)->torch.optim.AdamW:
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
-# %% ../nbs/00a_train.ipynb #185c8ae6
+# %% ../nbs/00a_train.ipynb #7d1d8025
 def step_seed(seed:int, # run seed
               step:int, # step index
              )->int: # a seed for this step's data
     "A seed for the data of one step: `batch_fn` seeds a `torch.Generator` with it, so batches depend only on (seed, step)."
     return (seed * 1_000_003 + step * 7919 + 12345) % (2**63 - 1)
 
-# %% ../nbs/00a_train.ipynb #4ba9a2ec
+# %% ../nbs/00a_train.ipynb #855bf29f
 def dist_info()->tuple[int, int]: # (rank, world_size)
     "Rank and world size of this process (0, 1 outside `torchrun`)."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
@@ -81,7 +81,7 @@ def init_distributed(device:torch.device)->bool: # True if running with more tha
     if not dist.is_initialized(): dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return True
 
-# %% ../nbs/00a_train.ipynb #f06659dd
+# %% ../nbs/00a_train.ipynb #fd171d62
 def shard_batch(batch:Any, # tensor, or tuple/list/dict of tensors with the batch dimension first
                 rank:int, world:int)->Any:
     "This process's contiguous slice of a global batch."
@@ -93,7 +93,7 @@ def shard_batch(batch:Any, # tensor, or tuple/list/dict of tensors with the batc
     n = batch.shape[0] // world
     return batch[rank * n:(rank + 1) * n]
 
-# %% ../nbs/00a_train.ipynb #c5350c12
+# %% ../nbs/00a_train.ipynb #4868fac8
 def _rng_state()->dict:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
@@ -102,7 +102,7 @@ def _set_rng_state(s:dict):
     torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
     if s.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
-# %% ../nbs/00a_train.ipynb #9e7ceaf7
+# %% ../nbs/00a_train.ipynb #95ffc15c
 def save_checkpoint(path:str|Path, model:torch.nn.Module, optimizer:torch.optim.Optimizer,
                     step:int, # number of completed steps
                     history:list, evals:list, # what `train` has recorded so far
@@ -120,7 +120,7 @@ def load_checkpoint(path:str|Path, model:torch.nn.Module, optimizer:torch.optim.
     if optimizer is not None: optimizer.load_state_dict(state["optimizer"])
     return state
 
-# %% ../nbs/00a_train.ipynb #ba81a536
+# %% ../nbs/00a_train.ipynb #6fe8165a
 @dataclass
 class TrainResult:
     "What `train` returns."
@@ -130,7 +130,7 @@ class TrainResult:
     seconds: float # wall-clock of this call
     steps: int # completed steps
 
-# %% ../nbs/00a_train.ipynb #b3d4d54b
+# %% ../nbs/00a_train.ipynb #77851621
 def _unpack(out)->tuple[torch.Tensor, dict]:
     if isinstance(out, tuple): return out[0], dict(out[1])
     return out, {}
@@ -139,7 +139,7 @@ def _mean_over_ranks(x:float, world:int)->float:
     if world == 1: return x
     t = torch.tensor([x], dtype=torch.float64); dist.all_reduce(t); return t.item() / world
 
-# %% ../nbs/00a_train.ipynb #71e088db
+# %% ../nbs/00a_train.ipynb #4ffc0ae6
 def _evaluate(model, eval_fn, step, rank, world)->dict|None:
     "Run `eval_fn` on rank 0 in eval mode without gradients; other ranks wait."
     res = None
@@ -150,7 +150,7 @@ def _evaluate(model, eval_fn, step, rank, world)->dict|None:
     if world > 1: dist.barrier()
     return res
 
-# %% ../nbs/00a_train.ipynb #c6b4cef1
+# %% ../nbs/00a_train.ipynb #3ce36b8f
 def train(model:torch.nn.Module, # the model (moved to its device by the caller)
           batch_fn:Callable, # step -> global batch; must depend only on the step (see `step_seed`)
           loss_fn:Callable, # (model, batch) -> loss, or (loss, dict of floats)
@@ -184,7 +184,7 @@ def train(model:torch.nn.Module, # the model (moved to its device by the caller)
     bar.close()
     return TrainResult(history, evals, evals[-1] if evals else {}, time.perf_counter() - t0, cfg.steps)
 
-# %% ../nbs/00a_train.ipynb #00e23297
+# %% ../nbs/00a_train.ipynb #9907a54e
 def _train_step(net, model, opt, sched, batch_fn, loss_fn, cfg, step, rank, world, history, bar):
     "One optimizer step; records the loss averaged over ranks every `log_every` steps."
     loss, metrics = _unpack(loss_fn(net, shard_batch(batch_fn(step), rank, world)))
