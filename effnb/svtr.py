@@ -209,14 +209,20 @@ def _grid_shape(k:int, h:int, w:int, max_aspect:float|None=None)->tuple: # (r, c
     pairs = [(r, c) for r in range(1, h + 1) for c in range(r, w + 1) if r * c <= k and c <= max_aspect * r]
     return max(pairs, key=lambda p: (p[0] * p[1], p[0])) if pairs else (1, 1)
 
+# %% ../nbs/04_svtr.ipynb #9b1d252f
+def _patch_grid(n:int, grid:tuple|None)->tuple: # (h, w)
+    "The (h, w) patch grid of `n` raster-ordered tokens: `grid`, or square by default; checked against `n`."
+    h, w = grid or (math.isqrt(n), math.isqrt(n))
+    if h * w != n: raise ValueError(f"grid {h}x{w} does not match n={n} tokens: pass grid=(h, w)")
+    return h, w
+
 # %% ../nbs/04_svtr.ipynb #553e1967
 def grid_tokens(features:torch.Tensor, # (b, n, d) with n = h·w, raster order
                 k:int, # tokens kept
                 grid:tuple|None=None, # (h, w); default square
                )->Reduced:
     "Keep `k` patches spread uniformly over the image: centres of an r×c sub-grid, then an even subsample of those."
-    b, n, d = _check_features(features, k); h, w = grid or (math.isqrt(n), math.isqrt(n))
-    if h * w != n: raise ValueError(f"grid {h}x{w} does not match n={n} tokens: pass grid=(h, w)")
+    b, n, d = _check_features(features, k); h, w = _patch_grid(n, grid)
     r, c = _grid_shape(k, h, w)
     rows, cols = ((torch.arange(r) + 0.5) * h / r).long(), ((torch.arange(c) + 0.5) * w / c).long()
     idx = (rows[:, None] * w + cols[None]).flatten() # (r*c,) ascending
@@ -229,8 +235,7 @@ def pool_tokens(features:torch.Tensor, # (b, n, d) with n = h·w, raster order
                 grid:tuple|None=None, # (h, w); default square
                )->Reduced:
     "2-D adaptive average pooling of the patch grid down to r×c tokens (r·c ≤ k)."
-    b, n, d = _check_features(features, k); h, w = grid or (math.isqrt(n), math.isqrt(n))
-    if h * w != n: raise ValueError(f"grid {h}x{w} does not match n={n} tokens: pass grid=(h, w)")
+    b, n, d = _check_features(features, k); h, w = _patch_grid(n, grid)
     r, c = _grid_shape(k, h, w, max_aspect=2)
     x = features.transpose(1, 2).reshape(b, d, h, w) # (b, d, h, w)
     toks = F.adaptive_avg_pool2d(x, (r, c)).flatten(2).transpose(1, 2) # (b, r*c, d)
@@ -256,8 +261,7 @@ def tome_merge(features:torch.Tensor, # (b, n, d) with n = h·w, raster order
                grid:tuple|None=None, # (h, w); default square
               )->Reduced:
     "ToMe-style bipartite soft matching on cosine similarity, repeated until `k` tokens remain; indices are the centroid patches."
-    b, n, d = _check_features(features, k); h, w = grid or (math.isqrt(n), math.isqrt(n))
-    if h * w != n: raise ValueError(f"grid {h}x{w} does not match n={n} tokens: pass grid=(h, w)")
+    b, n, d = _check_features(features, k); h, w = _patch_grid(n, grid)
     rc = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"), -1).view(1, n, 2).float().to(features.device) # (1, n, 2)
     x, size = torch.cat([features.float(), rc.expand(b, -1, -1)], -1), torch.ones(b, n, device=features.device) # (b, n, d + 2)
     while x.shape[1] > k: x, size = _tome_round(x, size, d, min(x.shape[1] - k, (x.shape[1] + 1) // 2))
