@@ -216,6 +216,12 @@ def _patch_grid(n:int, grid:tuple|None)->tuple: # (h, w)
     if h * w != n: raise ValueError(f"grid {h}x{w} does not match n={n} tokens: pass grid=(h, w)")
     return h, w
 
+# %% ../nbs/04_svtr.ipynb #b4324e1e
+def _cell_centres(r:int, c:int, h:int, w:int)->torch.Tensor: # (r*c,) raster indices, ascending
+    "Raster index of the patch at the centre of each cell when an h×w patch grid is cut into r×c cells."
+    rows, cols = ((torch.arange(r) + 0.5) * h / r).long(), ((torch.arange(c) + 0.5) * w / c).long()
+    return (rows[:, None] * w + cols[None]).flatten()
+
 # %% ../nbs/04_svtr.ipynb #553e1967
 def grid_tokens(features:torch.Tensor, # (b, n, d) with n = h·w, raster order
                 k:int, # tokens kept
@@ -224,8 +230,7 @@ def grid_tokens(features:torch.Tensor, # (b, n, d) with n = h·w, raster order
     "Keep `k` patches spread uniformly over the image: centres of an r×c sub-grid, then an even subsample of those."
     b, n, d = _check_features(features, k); h, w = _patch_grid(n, grid)
     r, c = _grid_shape(k, h, w)
-    rows, cols = ((torch.arange(r) + 0.5) * h / r).long(), ((torch.arange(c) + 0.5) * w / c).long()
-    idx = (rows[:, None] * w + cols[None]).flatten() # (r*c,) ascending
+    idx = _cell_centres(r, c, h, w) # (r*c,) ascending
     idx = idx[torch.linspace(0, len(idx) - 1, k).round().long()].to(features.device)
     return Reduced(_gather(features, idx.expand(b, k)), idx.expand(b, k))
 
@@ -239,8 +244,7 @@ def pool_tokens(features:torch.Tensor, # (b, n, d) with n = h·w, raster order
     r, c = _grid_shape(k, h, w, max_aspect=2)
     x = features.transpose(1, 2).reshape(b, d, h, w) # (b, d, h, w)
     toks = F.adaptive_avg_pool2d(x, (r, c)).flatten(2).transpose(1, 2) # (b, r*c, d)
-    rows, cols = ((torch.arange(r) + 0.5) * h / r).long(), ((torch.arange(c) + 0.5) * w / c).long()
-    idx = (rows[:, None] * w + cols[None]).flatten().to(features.device) # centre patch of each cell
+    idx = _cell_centres(r, c, h, w).to(features.device) # centre patch of each cell
     return Reduced(toks, idx.expand(b, -1))
 
 # %% ../nbs/04_svtr.ipynb #947cab4b

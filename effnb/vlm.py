@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MLP_TERMS', 'LLAVA_7B', 'PRESETS', 'VisionConfig', 'TextConfig', 'VLMConfig', 'VisionEmbeddings', 'attention',
-           'VisionAttention', 'VisionLayer', 'EncoderOutput', 'VisionTransformer', 'MultiModalProjector', 'RMSNorm',
+           'VisionAttention', 'VisionLayer', 'EncoderOutput', 'VisionTransformer', 'MultiModalProjector',
            'rope_cos_sin', 'apply_rope', 'TextAttention', 'SwiGLU', 'DecoderLayer', 'LanguageModel', 'TinyLlava',
            'get_image_features', 'get_cls_attention', 'embed_inputs', 'build_input_ids', 'build_multiturn_ids',
            'tiny_config', 'generate', 'VLMRunConfig', 'answer_loss', 'evaluate', 'chance', 'train_vlm', 'save_vlm',
@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 from .core import (seed_everything, benchmark, count_parameters, env_info, atomic_path, save_json, load_json,
                         save_figure, set_plot_style, register_experiment, fmt_time)
 from .train import TrainConfig, train, step_seed
+from .ssm import RMSNorm
 from .scenes import SceneConfig, WordTokenizer, make_batch, ANSWERS, show_batch
 
 # %% ../nbs/03_vlm.ipynb #bde6e85e
@@ -167,12 +168,6 @@ class MultiModalProjector(nn.Module):
         self.act = nn.GELU() if cfg.projector_hidden_act == "gelu" else nn.SiLU()
         self.linear_2 = nn.Linear(cfg.text_config.hidden_size, cfg.text_config.hidden_size)
     def forward(self, image_features:torch.Tensor)->torch.Tensor: return self.linear_2(self.act(self.linear_1(image_features))) # (b, n, d_v) -> (b, n, d)
-
-# %% ../nbs/03_vlm.ipynb #7b0283ee
-class RMSNorm(nn.Module):
-    "x / rms(x) * weight."
-    def __init__(self, d:int, eps:float=1e-6): super().__init__(); self.eps = eps; self.weight = nn.Parameter(torch.ones(d))
-    def forward(self, x:torch.Tensor)->torch.Tensor: return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 # %% ../nbs/03_vlm.ipynb #06855442
 def rope_cos_sin(position_ids:torch.Tensor, # (b, l) integer positions
