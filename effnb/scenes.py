@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'NUMBERS', 'QUADRANTS', 'RELATIONS', 'QTYPES', 'ANSWERS', 'SPECIAL_TOKENS',
            'TEMPLATE_WORDS', 'SPLITS', 'SceneConfig', 'check_scene_config', 'Obj', 'Scene', 'render_scene',
-           'sample_scene', 'make_question', 'WordTokenizer', 'make_batch', 'show_batch']
+           'sample_scene', 'make_question', 'scene_targets', 'WordTokenizer', 'make_batch', 'show_batch']
 
 # %% ../nbs/03a_scenes.ipynb #c587f4f0
 import functools
@@ -200,6 +200,21 @@ def _q_relpos(objs:list, rng:np.random.Generator)->tuple|None:
     yes = rng.random() < 0.5
     return f"is the {a.colour} {a.shape} {true if yes else false} the {b.colour} {b.shape} ?", "yes" if yes else "no"
 
+# %% ../nbs/03a_scenes.ipynb #762d1e48
+def scene_targets(scene:Scene, # the symbolic scene
+                  cfg:SceneConfig, # its image size and grid
+                  patch_size:int, # p of the ViT the labels are for
+                 )->tuple: # (cells (3, grid²): shape, colour, size ids, 0 = empty; mark (P,): mark colour id at its patch, 0 elsewhere; P = (s/p)²)
+    "Per-cell object labels and per-patch mark labels of `scene`, in raster order."
+    S, g = cfg.image_size, cfg.grid
+    if patch_size < 1 or S % patch_size: raise ValueError(f"patch_size={patch_size} must divide image_size={S}")
+    cells = np.zeros((3, g * g), np.int64); q = S // patch_size; mark = np.zeros(q * q, np.int64); cols = list(COLOURS)
+    for o in scene.objects: cells[:, o.row * g + o.col] = SHAPES.index(o.shape) + 1, cols.index(o.colour) + 1, list(SIZES).index(o.size) + 1
+    row, col, colour, fx, fy = scene.mark; c, m = S / g, max(2, S // 32) # same geometry as `_draw_mark`
+    cx, cy = int(col * c + fx * (c - m)) + m / 2, int(row * c + fy * (c - m)) + m / 2 # centre of the mark in pixels
+    mark[int(cy // patch_size) * q + int(cx // patch_size)] = cols.index(colour) + 1
+    return cells, mark
+
 # %% ../nbs/03a_scenes.ipynb #8b69877e
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<image>", "<eos>")
 TEMPLATE_WORDS = tuple(("is there a what colour the shape in how many objects are left of right above below mark digit shown "
@@ -267,7 +282,8 @@ def make_batch(n:int, # examples (images)
                cfg:SceneConfig|None=None, # scene and question settings
                tokenizer:WordTokenizer|None=None, # default `WordTokenizer()`
                questions_per_image:int=1, # k > 1 adds k-1 questions of other types about the same image (multi-turn training)
-              )->dict: # pixel_values (n, 3, s, s) float32, question_ids (n, question_length), answer_ids (n,), qtype (n,) index into cfg.qtypes; with k > 1 the last three get a (n, k, ...) turn dimension
+               patch_size:int|None=None, # also return the dense `scene_targets` for a ViT with this patch side
+              )->dict: # pixel_values (n, 3, s, s) float32, question_ids (n, question_length), answer_ids (n,), qtype (n,) index into cfg.qtypes; with k > 1 the last three get a (n, k, ...) turn dimension; with patch_size also cell_targets (n, 3, grid²) and mark_targets (n, (s/p)²)
     "A deterministic batch of rendered scenes with tokenised questions and one-token answers."
     cfg, tok, k = cfg or SceneConfig(), tokenizer or WordTokenizer(), questions_per_image
     check_scene_config(cfg)
@@ -276,13 +292,16 @@ def make_batch(n:int, # examples (images)
     rng = np.random.default_rng(np.random.SeedSequence([SPLITS[split], seed, k]))
     pool = _digit_pool(split) if cfg.digits else None
     qt = rng.permutation(np.arange(n) % len(cfg.qtypes))
-    px, qs, ans, types = np.empty((n, 3, cfg.image_size, cfg.image_size), np.float32), [], [], []
+    px, qs, ans, types, tg = np.empty((n, 3, cfg.image_size, cfg.image_size), np.float32), [], [], [], []
     for i, j in enumerate(qt):
         while (qa := _questions(scene := sample_scene(rng, cfg, pool), cfg.qtypes[j], k, cfg, rng)) is None: pass
         px[i] = render_scene(scene, cfg, rng)
+        if patch_size is not None: tg.append(scene_targets(scene, cfg, patch_size))
         qs.append([tok.encode(q, cfg.question_length) for _, q, _ in qa]); ans.append([tok.stoi[a] for *_, a in qa]); types.append([cfg.qtypes.index(t) for t, *_ in qa])
     sq = (lambda t: t[:, 0]) if k == 1 else (lambda t: t)
-    return dict(pixel_values=torch.from_numpy(px), question_ids=sq(torch.tensor(qs)), answer_ids=sq(torch.tensor(ans)), qtype=sq(torch.tensor(types)))
+    out = dict(pixel_values=torch.from_numpy(px), question_ids=sq(torch.tensor(qs)), answer_ids=sq(torch.tensor(ans)), qtype=sq(torch.tensor(types)))
+    if patch_size is not None: out.update(cell_targets=torch.from_numpy(np.stack([c for c, _ in tg])), mark_targets=torch.from_numpy(np.stack([m for _, m in tg])))
+    return out
 
 # %% ../nbs/03a_scenes.ipynb #52bae80f
 def show_batch(batch:dict, # from `make_batch`

@@ -8,7 +8,8 @@ __all__ = ['selective_scan_ref', 'selective_scan', 'random_scan_inputs', 'compar
            'mamba_step_logits', 'MambaForSequenceClassification', 'config_from_dict', 'selective_copying_batch',
            'LTIMixer', 'lti_config', 'CopyConfig', 'train_copy_model', 'run_selective_copying', 'CausalSelfAttention',
            'layer_cost', 'plot_layer_cost', 'decode_cost', 'plot_decode_cost', 'bench_scan', 'copy_results_table',
-           'plot_learning_curves', 'delta_trace', 'delta_gate_stats', 'plot_delta_gate', 'reproduce_ssm']
+           'plot_learning_curves', 'delta_trace', 'delta_gate_stats', 'delta_gate_channels', 'plot_delta_gate',
+           'reproduce_ssm']
 
 # %% ../nbs/01_selective_ssm.ipynb #c006826a
 import math, json, time, dataclasses
@@ -637,15 +638,15 @@ def lti_config(config:MambaConfig)->MambaConfig:
 @dataclass
 class CopyConfig:
     "Selective Copying experiment: data, model and budget (identical for both models)."
-    seq_len: int = 32 # noise + data region
+    seq_len: int = 64 # noise + data region
     n_memorize: int = 4 # tokens to recall
     n_data: int = 8 # data vocabulary; total vocabulary = n_data + 2
-    d_model: int = 32
+    d_model: int = 64 # at 32, one seed in three stayed on the initial plateau for 4000 steps
     n_layer: int = 2
     d_state: int = 16 # of the selective model; the LTI model's is matched by parameter count
     batch_size: int = 32
     steps: int = 2000
-    lr: float = 1e-2
+    lr: float = 3e-3 # 1e-2 left two of three selective seeds on the initial plateau
     warmup_steps: int = 50
     seeds: tuple = (0, 1, 2)
     eval_size: int = 512 # held-out sequences (fixed seed, disjoint stream)
@@ -925,18 +926,31 @@ def delta_gate_stats(model:MambaLM, cfg:CopyConfig, layer:int=0, n:int=256, seed
                 ratio_data_noise=(dm[data].mean() / dm[noise].mean()).item())
 
 # %% ../nbs/01_selective_ssm.ipynb #b45b6a60
-def plot_delta_gate(model:MambaLM, cfg:CopyConfig, layer:int=0, seed:int=7)->plt.Figure:
-    "Δ (mean over channels) along one held-out sequence, data tokens marked: Δ acting as an input-dependent gate."
+def delta_gate_channels(model:MambaLM, cfg:CopyConfig, layer:int=0, n:int=256, seed:int=123)->torch.Tensor: # (d_inner,)
+    "Per channel: mean Δ at data tokens divided by mean Δ at noise tokens, over `n` fresh sequences."
+    x, _ = selective_copying_batch(n, cfg.seq_len, cfg.n_memorize, cfg.n_data, torch.Generator().manual_seed(seed))
+    dt = delta_trace(model, x, layer)                                         # (n, d_inner, l)
+    data, noise = ((x >= 1) & (x <= cfg.n_data)).unsqueeze(1), (x == 0).unsqueeze(1) # (n, 1, l)
+    return ((dt * data).sum((0, 2)) / data.sum()) / ((dt * noise).sum((0, 2)) / noise.sum())
+
+# %% ../nbs/01_selective_ssm.ipynb #62c86d18
+def plot_delta_gate(model:MambaLM, cfg:CopyConfig, layer:int=0, seed:int=7, top:int=4)->plt.Figure:
+    "Left: Δ along one held-out sequence for the `top` channels that gate most (chosen on other sequences). Right: per-channel data/noise Δ ratios, every layer."
     x, _ = selective_copying_batch(1, cfg.seq_len, cfg.n_memorize, cfg.n_data, torch.Generator().manual_seed(seed))
-    dm = delta_trace(model, x, layer).mean(1)[0]                              # (l,)
+    ratios = [delta_gate_channels(model, cfg, i) for i in range(len(model.backbone.layers))] # chosen on seed 123, plotted on `seed`
+    ch = ratios[layer].topk(top).indices
+    dt = delta_trace(model, x, layer)[0]                                      # (d_inner, l)
     pos = torch.arange(x.shape[1]); data = (x[0] >= 1) & (x[0] <= cfg.n_data); mark = x[0] == cfg.n_data + 1
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(pos, dm, "-", color="gray", lw=1, label="Δ, mean over channels")
-    ax.plot(pos[~data & ~mark], dm[~data & ~mark], ".", label="noise token")
-    ax.plot(pos[data], dm[data], "o", ms=8, label="data token")
-    ax.plot(pos[mark], dm[mark], "s", label="marker (recall)")
-    ax.set(xlabel="position in the sequence", ylabel="Δ (time step)", title=f"Trained selective model, layer {layer}"); ax.legend(fontsize=8)
-    return fig
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw=dict(width_ratios=(3, 2)))
+    for c in ch.tolist(): ax.plot(pos, dt[c] / dt[c].mean(), lw=1, label=f"channel {c} (ratio {ratios[layer][c]:.1f})")
+    ax.plot(pos, dt.mean(0) / dt.mean(), "k--", lw=1, label="mean over all channels")
+    for p in pos[data].tolist(): ax.axvspan(p - 0.5, p + 0.5, color="C3", alpha=0.15, lw=0)
+    for p in pos[mark].tolist(): ax.axvspan(p - 0.5, p + 0.5, color="gray", alpha=0.25, lw=0)
+    ax.set(xlabel="position (red: data token, grey: marker)", ylabel="Δ / its mean over the sequence", title=f"layer {layer}, top-{top} gating channels"); ax.legend(fontsize=7)
+    bins = np.linspace(-4, 4, 33)
+    for i, r in enumerate(ratios): bx.hist(r.log2().clamp(-4, 4).numpy(), bins, alpha=0.6, label=f"layer {i}")
+    bx.axvline(0, color="k", lw=0.8); bx.set(xlabel="log2(mean Δ at data / mean Δ at noise)", ylabel="channels", title="per-channel gating"); bx.legend(fontsize=8)
+    fig.tight_layout(); return fig
 
 # %% ../nbs/01_selective_ssm.ipynb #31170dc2
 def _plot_cost_and_save(res:dict, out:Path, name:str, fig:plt.Figure)->None:

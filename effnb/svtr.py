@@ -505,7 +505,7 @@ def load_or_train_vlm(cfg:SVTRConfig, out:Path)->tuple: # (model, SceneConfig, s
     cands = [Path(cfg.vlm_ckpt)] if cfg.vlm_ckpt else [out / "vlm.pt", out.parent / "vlm" / "vlm.pt", Path("runs/vlm/vlm.pt")]
     for p in cands:
         if p.exists(): m, meta = load_vlm(p); return m, SceneConfig(**meta["scenes"]), f"loaded {p} (preset {meta.get('preset')})"
-    rc = run_config(cfg.vlm_preset, cfg.seed); t = time.time(); m, _ = train_vlm(rc, progress=False)
+    rc = run_config(cfg.vlm_preset, cfg.seed); t = time.time(); m, *_ = train_vlm(rc, progress=False)
     save_vlm(m, out / "vlm.pt", scenes=asdict(rc.scenes), preset=cfg.vlm_preset, seed=cfg.seed)
     return m, rc.scenes, f"trained preset {cfg.vlm_preset} in {time.time() - t:.0f} s"
 

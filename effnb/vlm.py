@@ -7,10 +7,10 @@ __all__ = ['MLP_TERMS', 'LLAVA_7B', 'PRESETS', 'VisionConfig', 'TextConfig', 'VL
            'VisionAttention', 'VisionLayer', 'EncoderOutput', 'VisionTransformer', 'MultiModalProjector',
            'rope_cos_sin', 'apply_rope', 'TextAttention', 'SwiGLU', 'DecoderLayer', 'LanguageModel', 'TinyLlava',
            'get_image_features', 'get_cls_attention', 'embed_inputs', 'build_input_ids', 'build_multiturn_ids',
-           'tiny_config', 'generate', 'VLMRunConfig', 'answer_loss', 'evaluate', 'chance', 'train_vlm', 'save_vlm',
-           'load_vlm', 'layer_macs', 'vlm_macs', 'kv_cache_bytes', 'counted_macs', 'time_vs_tokens',
-           'llava7b_projection', 'run_config', 'train_logged', 'run_vlm', 'plot_accuracy', 'plot_cost', 'plot_time',
-           'plot_training', 'headline', 'plot_llava7b']
+           'tiny_config', 'generate', 'VLMRunConfig', 'answer_loss', 'evaluate', 'chance', 'SceneProbe', 'probe_loss',
+           'pretrain_vision', 'train_vlm', 'save_vlm', 'load_vlm', 'layer_macs', 'vlm_macs', 'kv_cache_bytes',
+           'counted_macs', 'time_vs_tokens', 'llava7b_projection', 'run_config', 'train_logged', 'run_vlm',
+           'plot_accuracy', 'plot_cost', 'plot_time', 'plot_training', 'headline', 'plot_llava7b']
 
 # %% ../nbs/03_vlm.ipynb #4cc5d96c
 import math, time, dataclasses
@@ -25,9 +25,9 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import (seed_everything, benchmark, count_parameters, env_info, atomic_path, save_json, load_json,
                         save_figure, set_plot_style, register_experiment, fmt_time)
-from .train import TrainConfig, train, step_seed
+from .train import TrainConfig, TrainResult, train, step_seed
 from .ssm import RMSNorm
-from .scenes import SceneConfig, WordTokenizer, make_batch, ANSWERS, show_batch
+from .scenes import SceneConfig, WordTokenizer, make_batch, ANSWERS, SHAPES, COLOURS, SIZES, show_batch
 
 # %% ../nbs/03_vlm.ipynb #bde6e85e
 @dataclass
@@ -377,6 +377,9 @@ class VLMRunConfig:
     n_test: int = 3000 # held-out test examples (reported)
     text_only: bool = True # also train the text-only floor with the same budget
     questions_per_image: int = 1 # k > 1: multi-turn training prompts, k answers per image (evaluation stays single-turn)
+    vision_pretrain: TrainConfig|None = None # stage 1: pretrain the ViT on dense scene labels (`SceneProbe`); None trains everything jointly from scratch
+    pretrain_batch_size: int = 64 # images per stage-1 step
+    freeze_vision: bool = True # stage 2 keeps the pretrained ViT frozen, as LLaVA-1.5 does
 
 # %% ../nbs/03_vlm.ipynb #91e67b35
 def _with_prompt(batch:dict, num_image_tokens:int, tok:WordTokenizer)->dict:
@@ -419,23 +422,77 @@ def chance(qtypes:tuple)->dict:
     res = {f"acc_{q}": 1 / len(ANSWERS[q]) for q in qtypes}
     return {"acc": float(np.mean(list(res.values()))), **res}
 
+# %% ../nbs/03_vlm.ipynb #c4ccc057
+class SceneProbe(nn.Module):
+    "Linear read-outs of the scene labels from a vision tower's feature layer: cells (shape, colour, size), patches (mark colour), [CLS] (object count)."
+    def __init__(self, vision_tower:VisionTransformer, # trained in place
+                 grid:int=4, # cells per image side (`SceneConfig.grid`)
+                 feature_layer:int=-2, # hidden state the heads read (the VLM's `vision_feature_layer`)
+                 max_objects:int=6):
+        super().__init__(); vc = vision_tower.config; q = vc.image_size // vc.patch_size
+        if q % grid: raise ValueError(f"the {q}x{q} patch grid cannot be split into {grid}x{grid} cells: (image_size/patch_size) must be a multiple of grid")
+        self.vision_tower, self.grid, self.feature_layer, self.r = vision_tower, grid, feature_layer, q // grid
+        self.sizes = (len(SHAPES) + 1, len(COLOURS) + 1, len(SIZES) + 1) # + "empty"
+        self.cell_head = nn.Linear(vc.hidden_size, sum(self.sizes))
+        self.mark_head = nn.Linear(vc.hidden_size, len(COLOURS) + 1) # + "no mark"
+        self.count_head = nn.Linear(vc.hidden_size, max_objects + 1)
+    def forward(self, pixel_values:torch.Tensor)->dict: # logits: shape, colour, size (b, g², ·); mark (b, n, ·); count (b, ·)
+        h = self.vision_tower(pixel_values).hidden_states[self.feature_layer] # (b, 1+n, d_v)
+        x = h[:, 1:]; b, n, d = x.shape; g, r = self.grid, self.r
+        cells = x.view(b, g, r, g, r, d).permute(0, 1, 3, 2, 4, 5).reshape(b, g * g, r * r, d).mean(2) # (b, g², d_v): mean over each cell's r×r patches
+        shape, colour, size = self.cell_head(cells).split(self.sizes, -1)
+        return dict(shape=shape, colour=colour, size=size, mark=self.mark_head(x), count=self.count_head(h[:, 0]))
+
+# %% ../nbs/03_vlm.ipynb #68a82b47
+def probe_loss(probe:SceneProbe, batch:dict, # from `make_batch(..., patch_size=p)`
+               mark_weight:float=8., # weight of the mark classes against "no mark" in the per-patch loss
+              )->tuple: # (loss, {"acc_shape", "acc_colour", "acc_size", "acc_mark", "acc_count"})
+    "Sum of the cross-entropies of all heads; accuracies on occupied cells, on the mark's patch and of the count."
+    out, t, mk = probe(batch["pixel_values"]), batch["cell_targets"], batch["mark_targets"] # t (b, 3, g²), mk (b, n)
+    count = (t[:, 0] > 0).sum(1) # (b,)
+    w = torch.full((out["mark"].shape[-1],), mark_weight); w[0] = 1.
+    loss = sum(F.cross_entropy(out[k].flatten(0, 1), t[:, j].flatten()) for j, k in enumerate(("shape", "colour", "size")))
+    loss = loss + F.cross_entropy(out["mark"].flatten(0, 1), mk.flatten(), weight=w) + F.cross_entropy(out["count"], count)
+    occ, at = t[:, 0] > 0, mk > 0
+    acc = {f"acc_{k}": (out[k].argmax(-1) == t[:, j])[occ].float().mean().item() for j, k in enumerate(("shape", "colour", "size"))}
+    acc.update(acc_mark=(out["mark"].argmax(-1) == mk)[at].float().mean().item(), acc_count=(out["count"].argmax(-1) == count).float().mean().item())
+    return loss, acc
+
+# %% ../nbs/03_vlm.ipynb #c1295182
+def pretrain_vision(model:TinyLlava, # its vision tower is trained in place
+                    rc:VLMRunConfig, # uses `vision_pretrain`, `pretrain_batch_size`, `scenes`, `n_val`
+                    ckpt_path:str|Path|None=None, progress:bool=True,
+                   )->TrainResult:
+    "Stage 1: train the ViT with `SceneProbe` heads on dense scene labels (validation accuracies in `evals`)."
+    if rc.vision_pretrain is None: raise ValueError("rc.vision_pretrain is None: nothing to pretrain")
+    p, seed = rc.model.vision_config.patch_size, rc.vision_pretrain.seed
+    probe = SceneProbe(model.vision_tower, rc.scenes.grid, rc.model.vision_feature_layer, rc.scenes.max_objects)
+    val = make_batch(rc.n_val, seed, "val", rc.scenes, patch_size=p)
+    batch_fn = lambda step: make_batch(rc.pretrain_batch_size, step_seed(seed, step), "train", rc.scenes, patch_size=p)
+    tcfg = dataclasses.replace(rc.vision_pretrain, ckpt_path=None if ckpt_path is None else str(ckpt_path), progress=progress, desc="vision")
+    return train(probe, batch_fn, probe_loss, tcfg, eval_fn=lambda m: probe_loss(m, val)[1])
+
 # %% ../nbs/03_vlm.ipynb #7a28183b
 def train_vlm(rc:VLMRunConfig, # the run
-              text_only:bool=False, # train on prompts without image tokens (the floor)
-              ckpt_path:str|Path|None=None, # training checkpoint (resumes if it exists)
+              text_only:bool=False, # train on prompts without image tokens (the floor; no vision stage)
+              ckpt_path:str|Path|None=None, # stage-2 checkpoint (resumes if it exists); stage 1 uses `<stem>_vision.ckpt` beside it
               progress:bool=True,
-             )->tuple: # (model, TrainResult)
-    "Build a `TinyLlava` and train it on the scene stream."
+             )->tuple: # (model, TrainResult of stage 2, TrainResult of stage 1 or None)
+    "Build a `TinyLlava`; pretrain its ViT if `rc.vision_pretrain` (stage 1), then train on the question stream (stage 2)."
     tok = WordTokenizer(); seed = rc.train.seed
     if rc.model.text_config.vocab_size < tok.vocab_size: raise ValueError(f"text_config.vocab_size={rc.model.text_config.vocab_size} < tokenizer's {tok.vocab_size}")
     if rc.model.vision_config.image_size != rc.scenes.image_size: raise ValueError(f"vision image_size={rc.model.vision_config.image_size} != scenes image_size={rc.scenes.image_size}")
     n_img = 0 if text_only else rc.model.vision_config.num_patches
-    seed_everything(seed); model = TinyLlava(rc.model)
+    seed_everything(seed); model = TinyLlava(rc.model); vres = None
+    if not text_only and rc.vision_pretrain is not None:
+        vck = None if ckpt_path is None else Path(ckpt_path).with_name(Path(ckpt_path).stem + "_vision.ckpt")
+        vres = pretrain_vision(model, rc, vck, progress)
+        model.vision_tower.requires_grad_(not rc.freeze_vision)
     val = _with_prompt(make_batch(rc.n_val, seed, "val", rc.scenes, tok), n_img, tok)
     batch_fn = lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", rc.scenes, tok, rc.questions_per_image), n_img, tok)
     tcfg = dataclasses.replace(rc.train, ckpt_path=None if ckpt_path is None else str(ckpt_path), progress=progress, desc="text-only" if text_only else "vlm")
     res = train(model, batch_fn, answer_loss, tcfg, eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
-    return model.eval(), res
+    return model.eval(), res, vres
 
 # %% ../nbs/03_vlm.ipynb #49efb814
 def save_vlm(model:TinyLlava, path:str|Path, # destination `.pt`; a `.json` with the config is written beside it
@@ -548,46 +605,51 @@ def llava7b_projection(n_visuals:tuple=(64, 144, 192, 576, 1024, 2880), # visual
     return rows
 
 # %% ../nbs/03_vlm.ipynb #0049ba53
-def _preset(d:int, layers:int, steps:int, lr:float, batch_size:int, n_val:int, n_test:int, image_size:int=64, patch_size:int=8, warmup:int=100, turns:int=6)->VLMRunConfig:
-    "A run with equal vision and text widths and depths."
+def _preset(d:int, layers:int, steps:int, lr:float, batch_size:int, n_val:int, n_test:int, image_size:int=64, patch_size:int=8, warmup:int=100, turns:int=6,
+            pre_steps:int=0, pre_lr:float=3e-3)->VLMRunConfig:
+    "A run with equal vision and text widths and depths; `pre_steps` > 0 adds stage-1 vision pretraining."
     h = max(2, d // 32); vocab = 64
     model = VLMConfig(VisionConfig(image_size, patch_size, 3, d, layers, h, 4 * d), TextConfig(vocab, d, layers, h, 3 * d, 2048))
+    pre = TrainConfig(steps=pre_steps, lr=pre_lr, warmup_steps=min(50, pre_steps), weight_decay=0.05, log_every=50, eval_every=max(1, pre_steps // 5), ckpt_every=max(1, pre_steps // 5)) if pre_steps else None
     return VLMRunConfig(model, SceneConfig(image_size=image_size), TrainConfig(steps=steps, lr=lr, warmup_steps=warmup, weight_decay=0.05, log_every=50, eval_every=max(1, steps // 10), ckpt_every=max(1, steps // 10)),
-                        batch_size, n_val, n_test, questions_per_image=turns)
+                        batch_size, n_val, n_test, questions_per_image=turns, vision_pretrain=pre)
 
 # %% ../nbs/03_vlm.ipynb #cef2bfee
-PRESETS = {"tiny": dict(run=dict(d=32, layers=2, steps=20, lr=3e-3, batch_size=8, n_val=60, n_test=120, image_size=32, warmup=5, turns=3), sizes=(32, 64), repeats=2),
-           "quick": dict(run=dict(d=64, layers=2, steps=600, lr=2e-3, batch_size=32, n_val=600, n_test=3000), sizes=(32, 64, 128, 256), repeats=3),
-           "full": dict(run=dict(d=96, layers=3, steps=1500, lr=2e-3, batch_size=32, n_val=600, n_test=3000), sizes=(32, 64, 128, 192, 256, 384), repeats=9)}
+PRESETS = {"tiny": dict(run=dict(d=32, layers=2, steps=20, lr=3e-3, batch_size=8, n_val=60, n_test=120, image_size=32, warmup=5, turns=3, pre_steps=10), sizes=(32, 64), repeats=2),
+           "quick": dict(run=dict(d=64, layers=2, steps=1500, lr=2e-3, batch_size=32, n_val=600, n_test=3000, pre_steps=600), sizes=(32, 64, 128, 256), repeats=3),
+           "full": dict(run=dict(d=96, layers=3, steps=8000, lr=2e-3, batch_size=32, n_val=600, n_test=3000, pre_steps=1500), sizes=(32, 64, 128, 192, 256, 384), repeats=9)}
 
 # %% ../nbs/03_vlm.ipynb #f3f71384
 def run_config(preset:str, seed:int=0)->VLMRunConfig:
     "The `VLMRunConfig` of a preset, with the given seed."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {list(PRESETS)}")
-    rc = _preset(**PRESETS[preset]["run"]); rc.train.seed = seed; return rc
+    rc = _preset(**PRESETS[preset]["run"]); rc.train.seed = seed
+    if rc.vision_pretrain is not None: rc.vision_pretrain.seed = seed
+    return rc
 
 # %% ../nbs/03_vlm.ipynb #b4a6a4b6
-def train_logged(rc:VLMRunConfig, out:Path, text_only:bool=False, progress:bool=False)->tuple: # (model, TrainResult, seconds)
-    "`train_vlm` with a resumable checkpoint in `out`; training wall-clock is kept in a JSON beside it, so a finished run is reused."
+def train_logged(rc:VLMRunConfig, out:Path, text_only:bool=False, progress:bool=False)->tuple: # (model, TrainResult, seconds, stage-1 TrainResult or None)
+    "`train_vlm` with resumable checkpoints in `out`; training wall-clock (both stages) is kept in a JSON beside them, so a finished run is reused."
     name = "text_only" if text_only else "vlm"; log = out / f"train_{name}.json"
-    model, res = train_vlm(rc, text_only, out / f"train_{name}.ckpt", progress)
-    secs = res.seconds + (load_json(log)["seconds"] if log.exists() else 0.)
-    save_json({"seconds": secs, "steps": res.steps, "threads": torch.get_num_threads()}, log)
-    return model, res, secs
+    model, res, vres = train_vlm(rc, text_only, out / f"train_{name}.ckpt", progress)
+    secs = res.seconds + (vres.seconds if vres else 0.) + (load_json(log)["seconds"] if log.exists() else 0.)
+    save_json({"seconds": secs, "steps": res.steps, "vision_steps": vres.steps if vres else 0, "threads": torch.get_num_threads()}, log)
+    return model, res, secs, vres
 
 # %% ../nbs/03_vlm.ipynb #3dbdb7dc
 @register_experiment("vlm", "Tiny LLaVA on synthetic scenes: accuracy per question type vs text-only floor, and compute/time vs number of visual tokens")
 def run_vlm(preset:str="quick", seed:int=0, out:str|Path="runs/vlm", progress:bool=False)->dict:
     "Train the VLM and its text-only floor, evaluate on the test split, account and time the cost; save `out/vlm.pt` and figures."
     out = Path(out); out.mkdir(parents=True, exist_ok=True); rc, p = run_config(preset, seed), PRESETS[preset]; tok = WordTokenizer()
-    model, res, secs = train_logged(rc, out, False, progress)
-    text, tres, tsecs = train_logged(rc, out, True, progress) if rc.text_only else (None, None, 0.)
+    model, res, secs, vres = train_logged(rc, out, False, progress)
+    text, tres, tsecs, _ = train_logged(rc, out, True, progress) if rc.text_only else (None, None, 0., None)
     test = make_batch(rc.n_test, seed, "test", rc.scenes, tok); q = rc.scenes.qtypes
     acc = {"vlm": evaluate(model, _with_prompt(test, rc.model.vision_config.num_patches, tok), q), "chance": chance(q)}
     if text is not None: acc["text_only"] = evaluate(text, _with_prompt(test, 0, tok), q)
     save_vlm(model, out / "vlm.pt", scenes=asdict(rc.scenes), preset=preset, seed=seed, test_accuracy=acc["vlm"])
     r = {"preset": preset, "seed": seed, "config": asdict(rc), "env": env_info(), "params": count_parameters(model), "accuracy": acc,
-         "train": {"seconds": secs, "text_only_seconds": tsecs, "history": res.history, "evals": res.evals, "text_only_history": tres.history if tres else []},
+         "train": {"seconds": secs, "text_only_seconds": tsecs, "history": res.history, "evals": res.evals, "text_only_history": tres.history if tres else [],
+                   "vision": {"history": vres.history, "evals": vres.evals} if vres else None},
          "timing": time_vs_tokens(rc.model, p["sizes"], repeats=p["repeats"]), "llava7b": llava7b_projection()}
     for name, fn in (("accuracy", plot_accuracy), ("cost", plot_cost), ("time", plot_time), ("training", plot_training)):
         fig = fn(r); save_figure(fig, out / f"{name}.png"); plt.close(fig)
