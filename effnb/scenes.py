@@ -121,11 +121,15 @@ def _draw_obj(img:np.ndarray, o:Obj, c:float):
     img[y0:y1, x0:x1][_shape_mask(o.shape, xx - cx, yy - cy, r)] = COLOURS[o.colour]
 
 # %% ../nbs/03a_scenes.ipynb #b9049cf5
-def _draw_mark(img:np.ndarray, mark:tuple, c:float, S:int):
-    "Paint the tiny square mark (side `S // 32`, at least 2 px)."
+def _mark_box(mark:tuple, c:float, S:int)->tuple: # (x0, y0, side) in pixels
+    "Top-left corner and side of the tiny square mark (side `S // 32`, at least 2 px) inside its cell of side `c`."
     row, col, colour, fx, fy = mark; m = max(2, S // 32)
-    x0, y0 = int(col * c + fx * (c - m)), int(row * c + fy * (c - m))
-    img[y0:y0 + m, x0:x0 + m] = COLOURS[colour]
+    return int(col * c + fx * (c - m)), int(row * c + fy * (c - m)), m
+
+def _draw_mark(img:np.ndarray, mark:tuple, c:float, S:int):
+    "Paint the tiny square mark."
+    x0, y0, m = _mark_box(mark, c, S)
+    img[y0:y0 + m, x0:x0 + m] = COLOURS[mark[2]]
 
 # %% ../nbs/03a_scenes.ipynb #bed9bc64
 def _draw_digit(img:np.ndarray, digit:tuple, c:float):
@@ -210,9 +214,8 @@ def scene_targets(scene:Scene, # the symbolic scene
     if patch_size < 1 or S % patch_size: raise ValueError(f"patch_size={patch_size} must divide image_size={S}")
     cells = np.zeros((3, g * g), np.int64); q = S // patch_size; mark = np.zeros(q * q, np.int64); cols = list(COLOURS)
     for o in scene.objects: cells[:, o.row * g + o.col] = SHAPES.index(o.shape) + 1, cols.index(o.colour) + 1, list(SIZES).index(o.size) + 1
-    row, col, colour, fx, fy = scene.mark; c, m = S / g, max(2, S // 32) # same geometry as `_draw_mark`
-    cx, cy = int(col * c + fx * (c - m)) + m / 2, int(row * c + fy * (c - m)) + m / 2 # centre of the mark in pixels
-    mark[int(cy // patch_size) * q + int(cx // patch_size)] = cols.index(colour) + 1
+    x0, y0, m = _mark_box(scene.mark, S / g, S); cx, cy = x0 + m / 2, y0 + m / 2 # centre of the mark in pixels
+    mark[int(cy // patch_size) * q + int(cx // patch_size)] = cols.index(scene.mark[2]) + 1
     return cells, mark
 
 # %% ../nbs/03a_scenes.ipynb #8b69877e
