@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 from .core import (seed_everything, num_threads, benchmark, bench_table, fmt_time, peak_memory, count_parameters, env_info,
                         save_json, save_figure, set_plot_style, register_experiment, register_bench)
 from .train import TrainConfig, train, step_seed
-from .ssm import MambaConfig, MambaCache, MambaMixer, MambaForSequenceClassification
+from .ssm import MambaConfig, MambaCache, MambaMixer, MambaForSequenceClassification, _malloc_trim
 from .tasks import TASKS, get_task, make_batch, train_batch_fn, make_test_sets
 
 # %% ../nbs/02_multiscale_ssm.ipynb #b6f98659
@@ -466,7 +466,7 @@ def _stream_rnn(model:RNNClassifier, ids:torch.Tensor)->torch.Tensor:
 
 # %% ../nbs/02_multiscale_ssm.ipynb #8323333f
 def efficiency_rows(cfg:MultiScaleExpConfig, task:str)->list:
-    "Cost of the multi-scale model at each k and of the recurrent baselines: analytic counts and medians of measured times."
+    "Cost of the multi-scale model at each k and of the recurrent baselines: analytic counts, medians of measured times, memory."
     spec = get_task(task); g = torch.Generator().manual_seed(0); rows = []
     x, y = spec.fn(cfg.batch_size, cfg.train_len, g); ids = spec.fn(1, cfg.stream_len, g)[0]
     entries = [(f"multiscale k={k}", "multiscale", dataclasses.replace(cfg.msc, k=k)) for k in cfg.ks] + \
@@ -474,14 +474,17 @@ def efficiency_rows(cfg:MultiScaleExpConfig, task:str)->list:
     for label, name, msc in entries:
         seed_everything(0); m = build_model(name, task, cfg.d_model, cfg.n_layer, msc)
         mix = m.backbone.layers[0].mixer if isinstance(m, MambaForSequenceClassification) else None
-        tr = benchmark(_train_step_fn(m, x, y), warmup=1, repeats=cfg.timing_repeats, threads=cfg.threads, name=label)
+        step = _train_step_fn(m, x, y)
+        tr = benchmark(step, warmup=1, repeats=cfg.timing_repeats, threads=cfg.threads, name=label)
+        _malloc_trim()
+        with num_threads(cfg.threads): mem = peak_memory(step)                # RSS growth of one training step, freed heap returned first
         stream = (lambda: _stream_rnn(m, ids)) if isinstance(m, RNNClassifier) else (lambda: stream_classifier(m, ids))
         st = benchmark(stream, warmup=1, repeats=max(3, cfg.timing_repeats // 2), threads=cfg.threads, name=label)
         rows.append(dict(model=label, k=msc.k if name == "multiscale" else None, params=count_parameters(m),
                          flops_per_token=model_flops_per_token(m, cfg.train_len),
                          state_updates_per_token=state_updates_per_token(mix) if mix is not None else None,
                          state_size_per_layer=state_size(mix) if mix is not None else None,
-                         train_step_s=tr.median, train_step_times=tr.times, saved_bytes=saved_activation_bytes(m, x, y),
+                         train_step_s=tr.median, train_step_times=tr.times, saved_bytes=saved_activation_bytes(m, x, y), peak_bytes=mem,
                          stream_ms_per_token=1e3 * st.median / cfg.stream_len, threads=tr.threads))
     return rows
 
@@ -699,13 +702,13 @@ def plot_gap_length_grid(grids:dict, # title -> `gap_length_grid` output
 # %% ../nbs/02_multiscale_ssm.ipynb #37e43544
 def efficiency_table(rows:list)->str:
     "Markdown table of `efficiency_rows`."
-    out = ["| model | params | state/layer | state updates/token (steps, elements) | kFLOPs/token | train step (median) | stream ms/token | saved for bwd (MiB) | threads |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| model | params | state/layer | state updates/token (steps, elements) | kFLOPs/token | train step (median) | stream ms/token | saved for bwd (MiB) | peak RSS growth (MiB) | threads |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         su = r["state_updates_per_token"]; su = "-" if su is None else f"{su['steps']:.3g}, {su['state_elements']:.0f}"
-        mem = f"{r['saved_bytes'] / 2**20:.1f}"
+        mem = f"{r['saved_bytes'] / 2**20:.1f}"; pk = "-" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:.1f}"
         out.append(f"| {r['model']} | {r['params']} | {r['state_size_per_layer'] or '-'} | {su} | {r['flops_per_token'] / 1e3:.1f} | "
-                   f"{fmt_time(r['train_step_s'])} | {r['stream_ms_per_token']:.2f} | {mem} | {r['threads']} |")
+                   f"{fmt_time(r['train_step_s'])} | {r['stream_ms_per_token']:.2f} | {mem} | {pk} | {r['threads']} |")
     return "\n".join(out)
 
 # %% ../nbs/02_multiscale_ssm.ipynb #c8471b72
