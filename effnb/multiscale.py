@@ -389,6 +389,7 @@ class MultiScaleExpConfig:
     timing_repeats: int = 5
     stream_len: int = 32 # tokens streamed per timing
     state_passing: bool = False # train every model with state-passing prefixes (see `_batch_fn`)
+    random_gap: bool = False # train with the markers at the offsets of a random shorter length (tasks with a fixed-gap variant)
     sp_models: tuple = ("multiscale", "single") # also train these with state passing, as "<name>+sp" (first task only)
     variants: dict = field(default_factory=lambda: {"pool=delta": {"pool": "delta"}}) # extra multi-scale models on the first task: label -> `MultiScaleConfig` overrides
     sweep: str = "all" # "all": every lr on every seed and task; "first": lrs swept on seeds[0] of tasks[0], each model's best lr reused elsewhere
@@ -398,7 +399,7 @@ class MultiScaleExpConfig:
 # %% ../nbs/02_multiscale_ssm.ipynb #7fbc3a52
 def _batch_fn(task:str, cfg:MultiScaleExpConfig, seed:int, sp:bool|None=None)->Callable:
     "The training stream, optionally (`sp`, default `cfg.state_passing`) with state-passing prefixes."
-    base = train_batch_fn(task, cfg.train_len, cfg.batch_size, seed)
+    base = train_batch_fn(task, cfg.train_len, cfg.batch_size, seed, random_gap=cfg.random_gap and get_task(task).fixed_gap)
     if not (cfg.state_passing if sp is None else sp): return base
     other = train_batch_fn(task, cfg.train_len, cfg.batch_size, seed + 7_919)
     def batch_fn(step:int)->tuple:

@@ -183,13 +183,16 @@ def train_batch_fn(task:str|TaskSpec, # task name
                    batch_size:int, # sequences per step
                    seed:int=0, # stream seed
                    randomize_length:bool=True, # False: always L
+                   random_gap:bool=False, # place the markers at the offsets of a random length in [min_len, l] (fixed-gap tasks only)
                    **kwargs)->Callable: # step -> (tokens (b, l_step), labels (b,))
     "A `batch_fn` for `effnb.train.train`: deterministic in `(seed, step)`."
     spec = get_task(task); sample_length(seq_len, spec.multiple, spec.min_len, torch.Generator())   # validate early
+    if random_gap and not spec.fixed_gap: raise ValueError(f"random_gap needs a task with a fixed-gap variant, and {spec.name} has none")
     def batch_fn(step:int)->tuple:
         g = torch.Generator().manual_seed(step_seed(seed, step))
         l = sample_length(seq_len, spec.multiple, spec.min_len, g) if randomize_length else seq_len
-        return spec.fn(batch_size, l, g, **kwargs)
+        kw = {**kwargs, "gap_from": int(torch.randint(spec.min_len, l + 1, (1,), generator=g))} if random_gap else kwargs   # markers 1 to l/min_len x closer to EOS
+        return spec.fn(batch_size, l, g, **kw)
     return batch_fn
 
 # %% ../nbs/02a_tasks.ipynb #6ec2c577
