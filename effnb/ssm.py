@@ -46,7 +46,7 @@ def _compute_dtype(dtype:torch.dtype)->torch.dtype:
     return torch.float32 if dtype in _HALF else dtype
 
 # %% ../nbs/01_selective_ssm.ipynb #cc267bc6
-def _check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None)->tuple:
+def _check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None)->tuple:
     "Validate `selective_scan` arguments; return (b, d, l, n)."
     _check("u", u, (None, None, None), (torch.float16, torch.bfloat16, torch.float32, torch.float64), getattr(u, "device", None))
     b, d, l = u.shape; act = (u.dtype,); par = (u.dtype, torch.float32); dev = u.device
@@ -58,6 +58,7 @@ def _check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None)->tupl
     if D is not None: _check("D", D, (d,), par, dev)
     if z is not None: _check("z", z, (b, d, l), act, dev)
     if delta_bias is not None: _check("delta_bias", delta_bias, (d,), par, dev)
+    if initial_state is not None: _check("initial_state", initial_state, (b, d, n), par, dev)
     return b, d, l, n
 
 # %% ../nbs/01_selective_ssm.ipynb #004523bb
@@ -71,6 +72,7 @@ def selective_scan_ref(u:torch.Tensor, # (b, d, l) input x
                        delta_bias:torch.Tensor|None=None, # (d,) added to Δ before the softplus
                        delta_softplus:bool=False, # apply softplus to Δ
                        return_last_state:bool=False, # also return h_l, (b, d, n)
+                       initial_state:torch.Tensor|None=None, # (b, d, n) h_0, the state before the first step (default zeros)
                       ): # y (b, d, l) in u's dtype, or (y, last_state)
     "Sequential selective scan, one step per iteration (Mamba Eq. 2, Alg. 2)."
     dtype = u.dtype; ct = _compute_dtype(dtype)
@@ -80,7 +82,8 @@ def selective_scan_ref(u:torch.Tensor, # (b, d, l) input x
     b, d, l = u.shape; n = A.shape[1]
     Bs = B.unbind(-1) if B.dim() == 3 else [B] * l                             # each (b, n) or (d, n)
     Cs = C.unbind(-1) if C.dim() == 3 else [C] * l
-    h, ys = u.new_zeros(b, d, n), []                                           # h_0 = 0
+    h = u.new_zeros(b, d, n) if initial_state is None else initial_state.to(ct)   # h_0
+    ys = []
     for u_t, delta_t, B_t, C_t in zip(u.unbind(-1), delta.unbind(-1), Bs, Cs):
         B_t = B_t[:, None] if B.dim() == 3 else B_t                            # (b, 1, n) or (d, n)
         C_t = C_t[:, None] if C.dim() == 3 else C_t
@@ -122,12 +125,13 @@ def _recur(h, dA, X, H)->torch.Tensor:
     return h
 
 # %% ../nbs/01_selective_ssm.ipynb #16385f27
-def _scan_fwd(dT, duT, A, BT, CT, T:int, save:str)->tuple:
+def _scan_fwd(dT, duT, A, BT, CT, T:int, save:str, h0=None)->tuple:
     "Chunked forward scan in time-major layout: y (l, b, d), last state (b, d, n) and what the backward needs (see `save`)."
     l, b, d = dT.shape; n = A.shape[1]; full = save == "all"
     H, dA = (dT.new_empty(l if full else T, b, d, n) for _ in range(2))       # every step ("all") or one reused chunk
     X = dT.new_empty(T, b, d, n)
-    y, h, states = dT.new_empty(l, b, d), dT.new_zeros(b, d, n), []
+    y, states = dT.new_empty(l, b, d), []
+    h = dT.new_zeros(b, d, n) if h0 is None else h0.clone()                  # (b, d, n) h_0
     for c0 in range(0, l, T):
         c1 = min(l, c0 + T); t = c1 - c0
         Hc, dAc = (H[c0:c1], dA[c0:c1]) if full else (H[:t], dA[:t])          # (t, b, d, n)
@@ -142,7 +146,7 @@ def _scan_fwd(dT, duT, A, BT, CT, T:int, save:str)->tuple:
 
 # %% ../nbs/01_selective_ssm.ipynb #0971e3a8
 def _scan_bwd(dT, duT, A, BT, CT, saved, gyT, g_last, T:int)->tuple:
-    "Chunked reverse scan: gradients w.r.t. Δx (l,b,d), Δ via Ā (l,b,d), A, B and C (in the time-major layouts)."
+    "Chunked reverse scan: gradients w.r.t. Δx (l,b,d), Δ via Ā (l,b,d), A, B, C (in the time-major layouts) and h_0."
     l, b, d = dT.shape; n = A.shape[1]; selB, selC = BT.dim() == 3, CT.dim() == 3; full = isinstance(saved, tuple)
     X, Lam, G = (dT.new_empty(T, b, d, n) for _ in range(3))                   # G: scratch for λ ⊙ Ā h_{t-1}
     if not full: H, dA = (dT.new_empty(T, b, d, n) for _ in range(2))
@@ -162,7 +166,7 @@ def _scan_bwd(dT, duT, A, BT, CT, saved, gyT, g_last, T:int)->tuple:
         for i in range(t - 2, -1, -1): torch.addcmul(L[i], dAc[i + 1], L[i + 1], out=L[i])   # λ_t = C_t ḡ_t + Ā_{t+1} λ_{t+1}
         carry = dAc[0] * L[0]
         _scan_bwd_grads(Hc, Xc, L, gy, dT[c0:c1], duT[c0:c1], A, BT, CT, c0, c1, g_du, g_dA, gA, gB, gC, G[:t] if full else Hc)
-    return g_du, g_dA, gA, gB, gC
+    return g_du, g_dA, gA, gB, gC, carry                                      # carry = Ā_1 λ_1 = ∂L/∂h_0
 
 # %% ../nbs/01_selective_ssm.ipynb #5850925b
 def _scan_bwd_grads(H, X, L, gy, dT, duT, A, BT, CT, c0, c1, g_du, g_dA, gA, gB, gC, G)->None:
@@ -185,27 +189,27 @@ FAST_SAVE_BYTES = 1 << 28 # the fast scan keeps every h_t and Ā_t for its backw
 
 def _save_mode(ctx, u:torch.Tensor, n:int)->str:
     "'none' (no gradient needed), 'all' (every state and Ā fit in `FAST_SAVE_BYTES`) or 'chunks' (chunk-start states only)."
-    if not any(ctx.needs_input_grad[:5]): return "none"
+    if not any(ctx.needs_input_grad[:5]) and not ctx.needs_input_grad[-1]: return "none"   # the last input is h_0
     return "all" if 2 * u.numel() * n * u.element_size() <= FAST_SAVE_BYTES else "chunks"
 
 class _FastScan(torch.autograd.Function):
     "y, last_state = scan(u, Δ, A, B, C) with a chunked forward and a chunked backward (states kept or recomputed)."
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, T:int):
+    def forward(ctx, u, delta, A, B, C, T:int, h0=None):
         dT, duT, BT, CT = _time_major(delta, u, B, C)
-        yT, last, saved = _scan_fwd(dT, duT, A, BT, CT, T, _save_mode(ctx, u, A.shape[1]))
-        ctx.full = isinstance(saved, tuple); ctx.T = T
+        yT, last, saved = _scan_fwd(dT, duT, A, BT, CT, T, _save_mode(ctx, u, A.shape[1]), h0)
+        ctx.full = isinstance(saved, tuple); ctx.T = T; ctx.has_h0 = h0 is not None
         ctx.save_for_backward(u, delta, A, B, C, *(saved if ctx.full else (saved,)))
         return yT.permute(1, 2, 0), last                                       # (b, d, l), (b, d, n)
     @staticmethod
     def backward(ctx, gy, g_last):
         u, delta, A, B, C, *saved = ctx.saved_tensors
         dT, duT, BT, CT = _time_major(delta, u, B, C)
-        g_du, g_dA, gA, gB, gC = _scan_bwd(dT, duT, A, BT, CT, tuple(saved) if ctx.full else saved[0], gy.permute(2, 0, 1).contiguous(), g_last, ctx.T)
+        g_du, g_dA, gA, gB, gC, g_h0 = _scan_bwd(dT, duT, A, BT, CT, tuple(saved) if ctx.full else saved[0], gy.permute(2, 0, 1).contiguous(), g_last, ctx.T)
         g_du, g_dA = g_du.permute(1, 2, 0), g_dA.permute(1, 2, 0)              # (b, d, l)
         gB = gB.permute(1, 2, 0) if B.dim() == 3 else gB                      # (b, n, l) or (d, n)
         gC = gC.permute(1, 2, 0) if C.dim() == 3 else gC
-        return g_du * delta, g_dA + g_du * u, gA, gB, gC, None
+        return g_du * delta, g_dA + g_du * u, gA, gB, gC, None, g_h0 if ctx.has_h0 else None
 
 # %% ../nbs/01_selective_ssm.ipynb #2f6d521f
 def _chunk_fwd(h, dT, duT, A, B, C)->tuple: # h (b, d, n); dT, duT (t, b, d); B, C (t, b, n) or (d, n)
@@ -262,30 +266,30 @@ def _run_kernel(fn, *args):
 class _FusedScan(torch.autograd.Function):
     "y, last_state = scan(u, Δ, A, B, C) over chunks of `T` steps, each a fused (compiled) forward / backward."
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, T:int, compiled:bool):
+    def forward(ctx, u, delta, A, B, C, T:int, compiled:bool, h0=None):
         dT, duT, BT, CT = _time_major(delta, u, B, C); l, b, d = dT.shape; n = A.shape[1]
         fwd = _chunk_kernels(compiled)[0]; mode = _save_mode(ctx, u, n)
         sl = lambda X, c0, c1: X[c0:c1] if X.dim() == 3 else X                # selective B/C are sliced, (d, n) ones are not
-        h, ys, saved = dT.new_zeros(b, d, n), [], []
+        h, ys, saved = dT.new_zeros(b, d, n) if h0 is None else h0.clone(), [], []
         for c0 in range(0, l, T):
             c1 = min(l, c0 + T)
             if mode == "chunks": saved.append(h)                              # (b, d, n)
             y, H = _run_kernel(fwd if c1 - c0 == T else _chunk_fwd, h, dT[c0:c1], duT[c0:c1], A, sl(BT, c0, c1), sl(CT, c0, c1))
             h = H[-1].clone(); ys.append(y)                                   # a copy, so a saved start state does not pin H
             if mode == "all": saved.append(H)                                 # (t, b, d, n)
-        ctx.mode, ctx.T, ctx.compiled = mode, T, compiled
-        ctx.save_for_backward(u, delta, A, B, C, *saved)
+        ctx.mode, ctx.T, ctx.compiled, ctx.has_h0 = mode, T, compiled, h0 is not None
+        ctx.save_for_backward(u, delta, A, B, C, h0 if h0 is not None else u.new_zeros(0), *saved)
         return torch.cat(ys).permute(1, 2, 0), h                              # (b, d, l), (b, d, n)
     @staticmethod
     def backward(ctx, gy, g_last):
-        u, delta, A, B, C, *saved = ctx.saved_tensors
+        u, delta, A, B, C, h0s, *saved = ctx.saved_tensors
         dT, duT, BT, CT = _time_major(delta, u, B, C); l, b, d = dT.shape; n, T = A.shape[1], ctx.T
         fwd, bwd = _chunk_kernels(ctx.compiled); sl = lambda X, c0, c1: X[c0:c1] if X.dim() == 3 else X
         gyT, carry = gy.permute(2, 0, 1).contiguous(), g_last if g_last is not None else dT.new_zeros(b, d, n)   # (l, b, d), λ from the right
         starts = list(range(0, l, T)); parts, gA = [None] * len(starts), torch.zeros_like(A)
         for k in reversed(range(len(starts))):
             c0 = starts[k]; c1 = min(l, c0 + T); args = (dT[c0:c1], duT[c0:c1], A, sl(BT, c0, c1), sl(CT, c0, c1)); full = c1 - c0 == T
-            if ctx.mode == "all": H, h0 = saved[k], (saved[k - 1][-1] if k else dT.new_zeros(b, d, n))
+            if ctx.mode == "all": H, h0 = saved[k], (saved[k - 1][-1] if k else h0s if ctx.has_h0 else dT.new_zeros(b, d, n))
             else: h0 = saved[k]; H = _run_kernel(fwd if full else _chunk_fwd, h0, *args)[1]   # recompute the chunk's states
             *parts[k], gAc, carry = _run_kernel(bwd if full else _chunk_bwd, H, h0, *args, gyT[c0:c1], carry)
             gA = gA + gAc
@@ -293,16 +297,16 @@ class _FusedScan(torch.autograd.Function):
         g_du, g_dA = cat(0), cat(1)
         gB = cat(2) if B.dim() == 3 else sum(p[2] for p in parts)             # (b, n, l) or (d, n)
         gC = cat(3) if C.dim() == 3 else sum(p[3] for p in parts)
-        return g_du * delta, g_dA + g_du * u, gA, gB, gC, None, None
+        return g_du * delta, g_dA + g_du * u, gA, gB, gC, None, None, carry if ctx.has_h0 else None   # carry = ∂L/∂h_0
 
 # %% ../nbs/01_selective_ssm.ipynb #84145507
-def _scan_core(u, delta, A, B, C, backend:str, chunk_size:int|None=None)->tuple:
+def _scan_core(u, delta, A, B, C, backend:str, chunk_size:int|None=None, h0=None)->tuple:
     "The bare scan h_t = exp(Δ_t A) h_{t-1} + Δ_t x_t B_t, y_t = C_t h_t: returns (y (b, d, l), h_l (b, d, n))."
     b, d, l = u.shape; n = A.shape[1]
-    if l == 0: return u.new_zeros(b, d, 0), u.new_zeros(b, d, n)                # empty sequence: h_l = h_0 = 0
-    if backend == "ref": return selective_scan_ref(u, delta, A, B, C, return_last_state=True)
-    if backend == "compiled": return _FusedScan.apply(u, delta, A, B, C, chunk_size or 16, True)
-    return _FastScan.apply(u, delta, A, B, C, chunk_size or _chunk_size(b, d, n))
+    if l == 0: return u.new_zeros(b, d, 0), (u.new_zeros(b, d, n) if h0 is None else h0)   # empty sequence: h_l = h_0
+    if backend == "ref": return selective_scan_ref(u, delta, A, B, C, return_last_state=True, initial_state=h0)
+    if backend == "compiled": return _FusedScan.apply(u, delta, A, B, C, chunk_size or 16, True, h0)
+    return _FastScan.apply(u, delta, A, B, C, chunk_size or _chunk_size(b, d, n), h0)
 
 # %% ../nbs/01_selective_ssm.ipynb #8d9cf7c5
 def _mamba_ssm_scan():
@@ -334,17 +338,19 @@ def selective_scan(u:torch.Tensor, # (b, d, l) input x
                    return_last_state:bool=False, # also return the final state h_l (b, d, n), differentiable
                    backend:str="auto", # "ref", "fast", "compiled" (fast, fused by torch.compile), "cuda" (mamba_ssm kernel) or "auto"
                    chunk_size:int|None=None, # steps per chunk of "fast" (None: sized to the cache) or "compiled" (None: 16)
+                   initial_state:torch.Tensor|None=None, # (b, d, n) h_0, e.g. the last state of the previous segment (default zeros)
                   ): # y (b, d, l) in u's dtype, or (y, last_state)
     "Selective scan (Mamba Alg. 2) with `mamba_ssm`'s `selective_scan_fn` signature and layouts."
-    _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state)
     backend = _resolve_backend(backend, u)
+    if backend == "cuda" and initial_state is not None: raise ValueError("initial_state is not supported by mamba_ssm's selective_scan_fn; use backend='fast'")
     if backend == "cuda": return _mamba_ssm_scan()(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    if backend == "ref": return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if backend == "ref": return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
     dtype = u.dtype; ct = _compute_dtype(dtype)
     u, delta, A, B, C = (t.to(ct) for t in (u, delta, A, B, C))
     if delta_bias is not None: delta = delta + delta_bias.to(ct)[:, None]      # (b, d, l)
     if delta_softplus: delta = F.softplus(delta)
-    y, last = _scan_core(u, delta, A, B, C, backend, chunk_size)
+    y, last = _scan_core(u, delta, A, B, C, backend, chunk_size, None if initial_state is None else initial_state.to(ct))
     if D is not None: y = y + D.to(ct)[:, None] * u
     if z is not None: y = y * F.silu(z.to(ct))
     return (y.to(dtype), last) if return_last_state else y.to(dtype)
