@@ -510,17 +510,22 @@ class MambaMixer(nn.Module):
         return dt, B.transpose(1, 2), C.transpose(1, 2)
 
     def forward(self, hidden_states:torch.Tensor, cache:MambaCache|None=None)->torch.Tensor:
-        "(b, l, d_model) -> (b, l, d_model); with a cache, fill it (first call) or step through it (later calls)."
-        if cache is not None and cache.seqlen_offset > 0:
-            return torch.cat([self.step(hidden_states[:, i:i + 1], cache) for i in range(hidden_states.shape[1])], 1)
-        c = self.config; l = hidden_states.shape[1]
+        "(b, l, d_model) -> (b, l, d_model); with a cache, fill it (first call) or continue from it (later calls: a step, or a chunk)."
+        c = self.config; l = hidden_states.shape[1]; cont = cache is not None and cache.seqlen_offset > 0
+        if cont and l == 1: return self.step(hidden_states, cache)
         x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)   # (b, d_inner, l) each
-        if cache is not None: cache.conv_states[self.layer_idx].copy_(F.pad(x[..., -c.d_conv:], (max(0, c.d_conv - l), 0)))
-        x = F.silu(self.conv1d(x)[..., :l])                                   # causal depthwise conv, (b, d_inner, l)
+        if cont:                                                              # a chunk after earlier tokens: the conv window and h_0 come from the cache
+            xe = torch.cat([cache.conv_states[self.layer_idx][..., 1:], x], -1)   # (b, d_inner, d_conv - 1 + l)
+            cache.conv_states[self.layer_idx].copy_(xe[..., -c.d_conv:])
+            x = F.silu(F.conv1d(xe, self.conv1d.weight, self.conv1d.bias, groups=c.d_inner))   # (b, d_inner, l), no padding needed
+        else:
+            if cache is not None: cache.conv_states[self.layer_idx].copy_(F.pad(x[..., -c.d_conv:], (max(0, c.d_conv - l), 0)))
+            x = F.silu(self.conv1d(x)[..., :l])                               # causal depthwise conv, (b, d_inner, l)
         dt, B, C = self.ssm_params(x)
         A = -torch.exp(self.A_log.float())                                    # (d_inner, n)
         out = selective_scan(x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(),
-                             delta_softplus=True, return_last_state=cache is not None, backend=c.backend)
+                             delta_softplus=True, return_last_state=cache is not None, backend=c.backend,
+                             initial_state=cache.ssm_states[self.layer_idx] if cont else None)
         if cache is not None: out, last = out; cache.ssm_states[self.layer_idx].copy_(last)
         return self.out_proj(out.transpose(1, 2))                             # (b, l, d_model)
 
