@@ -419,10 +419,16 @@ def _train_one(name:str, task:str, cfg:MultiScaleExpConfig, msc:MultiScaleConfig
     acc = {k: (preds[k] == v[1]).float().mean().item() for k, v in sets.items()}
     mode = {k: torch.bincount(p).max().item() / len(p) for k, p in preds.items()}
     mix = model.backbone.layers[0].mixer if isinstance(model, MambaForSequenceClassification) else None
-    if cfg.progress: print(f"{task}/{name} lr={lr:g} seed={seed}: {res.seconds:.0f} s, loss {res.history[-1]['loss']:.3f}, acc {acc}", flush=True)
     return model, dict(task=task, model=name, k=mix.k if isinstance(mix, MultiScaleMixer) else None, lr=lr, seed=seed, params=count_parameters(model), seconds=res.seconds,
                        val=accuracy(model, *val), acc=acc, pred_mode_share=mode, state_passing=bool(cfg.state_passing if sp is None else sp), flops_per_token=model_flops_per_token(model, cfg.train_len),
                        final_loss=res.history[-1]["loss"], history=res.history)
+
+# %% ../nbs/02_multiscale_ssm.ipynb #830cd699
+def _best_lr(rs:list)->float:
+    "The learning rate with the best mean validation accuracy over the seeds run at every lr; ties go to the smaller rate."
+    lrs = sorted({r["lr"] for r in rs})
+    common = set.intersection(*({r["seed"] for r in rs if r["lr"] == lr} for lr in lrs))   # seeds run at every lr
+    return max(lrs, key=lambda lr: np.mean([r["val"] for r in rs if r["lr"] == lr and r["seed"] in common]))
 
 # %% ../nbs/02_multiscale_ssm.ipynb #bbcb3040
 def _summarise(runs:list)->dict:
@@ -431,9 +437,7 @@ def _summarise(runs:list)->dict:
     for task in dict.fromkeys(r["task"] for r in runs):
         for name in dict.fromkeys(r["model"] for r in runs if r["task"] == task):
             rs = [r for r in runs if r["task"] == task and r["model"] == name]
-            lrs = list(dict.fromkeys(r["lr"] for r in rs))
-            common = set.intersection(*({r["seed"] for r in rs if r["lr"] == lr} for lr in lrs))   # seeds run at every lr
-            best = max(lrs, key=lambda lr: np.mean([r["val"] for r in rs if r["lr"] == lr and r["seed"] in common]))
+            best = _best_lr(rs)
             rb = [r for r in rs if r["lr"] == best]
             out.setdefault(task, {})[name] = dict(lr=best, n_seeds=len(rb), params=rb[0]["params"], k=rb[0]["k"],
                 flops_per_token=rb[0]["flops_per_token"], seconds=float(np.mean([r["seconds"] for r in rb])),
@@ -567,16 +571,15 @@ def _run_job(job:dict, cfg:dict)->dict:
 def _schedule(cfg:MultiScaleExpConfig, jobs:list, waiting:dict)->list:
     "Run `jobs` (in `cfg.workers` processes); when a model's sweep is complete, release its waiting jobs at its best lr."
     records, left, cd = [], {}, asdict(cfg)
-    rank = {j.label: r for r, j in enumerate(sorted([*jobs, *(j for js in waiting.values() for j in js)], key=lambda j: j.rank))}
+    rank = {j.label: j.rank for j in [*jobs, *(j for js in waiting.values() for j in js)]}
     for j in jobs: left[j.label] = left.get(j.label, 0) + j.swept
     def done(rec:dict)->list:                              # record a result; return the jobs it unblocks
         records.append(rec)
-        if cfg.progress: print(f"{rec['task']}/{rec['model']} lr={rec['lr']:g} seed={rec['seed']}: {rec['seconds']:.0f} s, val {rec['val']:.3f}", flush=True)
+        if cfg.progress: print(f"{rec['task']}/{rec['model']} lr={rec['lr']:g} seed={rec['seed']}: {rec['seconds']:.0f} s, val {rec['val']:.3f}, test {rec['acc']}", flush=True)
         if not rec["swept"]: return []
         left[rec["model"]] -= 1
         if left[rec["model"]]: return []
-        sw = sorted((r for r in records if r["swept"] and r["model"] == rec["model"]), key=lambda r: r["lr"])
-        best = max(sw, key=lambda r: r["val"])["lr"]                          # ties go to the smaller lr, whatever finished first
+        best = _best_lr([r for r in records if r["swept"] and r["model"] == rec["model"]])   # ties to the smaller lr, whatever finished first
         return [dataclasses.replace(j, lr=best) for j in waiting.pop(rec["model"], [])]
     if cfg.workers == 1:
         todo = list(jobs)
@@ -663,7 +666,7 @@ def sweep_table(res:dict)->str:
     if not sw: return "(no sweep: every lr ran on every seed; see `summary`)"
     lrs = sorted({r["lr"] for r in sw}); rows = ["| model | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |", "|---" * (1 + len(lrs)) + "|"]
     for m in dict.fromkeys(r["model"] for r in sw):
-        val = {r["lr"]: r["val"] for r in sw if r["model"] == m}; best = max(val, key=val.get)
+        val = {r["lr"]: r["val"] for r in sw if r["model"] == m}; best = _best_lr([r for r in sw if r["model"] == m])
         rows.append(f"| {m} | " + " | ".join((f"**{100 * val[lr]:.1f}**" if lr == best else f"{100 * val[lr]:.1f}") if lr in val else "-" for lr in lrs) + " |")
     return "\n".join(rows)
 

@@ -242,6 +242,10 @@ def _chunk_bwd(H, h0, dT, duT, A, B, C, gy, carry)->tuple: # H (t, b, d, n) stat
     return torch.stack(g_du), torch.stack(g_dA), gB, gC, gA, carry
 
 # %% ../nbs/01_selective_ssm.ipynb #2d8c8ba2
+def _at(X:torch.Tensor, c0:int, c1:int)->torch.Tensor:
+    "Steps `c0:c1` of a time-major selective B/C (l, b, n); a time-invariant (d, n) one is returned whole."
+    return X[c0:c1] if X.dim() == 3 else X
+
 _COMPILED = {}
 def _chunk_kernels(compiled:bool)->tuple:
     "(forward, backward) chunk functions: compiled once per process with `torch.compile`, or the eager originals."
@@ -269,12 +273,11 @@ class _FusedScan(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, T:int, compiled:bool, h0=None):
         dT, duT, BT, CT = _time_major(delta, u, B, C); l, b, d = dT.shape; n = A.shape[1]
         fwd = _chunk_kernels(compiled)[0]; mode = _save_mode(ctx, u, n)
-        sl = lambda X, c0, c1: X[c0:c1] if X.dim() == 3 else X                # selective B/C are sliced, (d, n) ones are not
         h, ys, saved = dT.new_zeros(b, d, n) if h0 is None else h0.clone(), [], []
         for c0 in range(0, l, T):
             c1 = min(l, c0 + T)
             if mode == "chunks": saved.append(h)                              # (b, d, n)
-            y, H = _run_kernel(fwd if c1 - c0 == T else _chunk_fwd, h, dT[c0:c1], duT[c0:c1], A, sl(BT, c0, c1), sl(CT, c0, c1))
+            y, H = _run_kernel(fwd if c1 - c0 == T else _chunk_fwd, h, dT[c0:c1], duT[c0:c1], A, _at(BT, c0, c1), _at(CT, c0, c1))
             h = H[-1].clone(); ys.append(y)                                   # a copy, so a saved start state does not pin H
             if mode == "all": saved.append(H)                                 # (t, b, d, n)
         ctx.mode, ctx.T, ctx.compiled, ctx.has_h0 = mode, T, compiled, h0 is not None
@@ -284,11 +287,11 @@ class _FusedScan(torch.autograd.Function):
     def backward(ctx, gy, g_last):
         u, delta, A, B, C, h0s, *saved = ctx.saved_tensors
         dT, duT, BT, CT = _time_major(delta, u, B, C); l, b, d = dT.shape; n, T = A.shape[1], ctx.T
-        fwd, bwd = _chunk_kernels(ctx.compiled); sl = lambda X, c0, c1: X[c0:c1] if X.dim() == 3 else X
+        fwd, bwd = _chunk_kernels(ctx.compiled)
         gyT, carry = gy.permute(2, 0, 1).contiguous(), g_last if g_last is not None else dT.new_zeros(b, d, n)   # (l, b, d), λ from the right
         starts = list(range(0, l, T)); parts, gA = [None] * len(starts), torch.zeros_like(A)
         for k in reversed(range(len(starts))):
-            c0 = starts[k]; c1 = min(l, c0 + T); args = (dT[c0:c1], duT[c0:c1], A, sl(BT, c0, c1), sl(CT, c0, c1)); full = c1 - c0 == T
+            c0 = starts[k]; c1 = min(l, c0 + T); args = (dT[c0:c1], duT[c0:c1], A, _at(BT, c0, c1), _at(CT, c0, c1)); full = c1 - c0 == T
             if ctx.mode == "all": H, h0 = saved[k], (saved[k - 1][-1] if k else h0s if ctx.has_h0 else dT.new_zeros(b, d, n))
             else: h0 = saved[k]; H = _run_kernel(fwd if full else _chunk_fwd, h0, *args)[1]   # recompute the chunk's states
             *parts[k], gAc, carry = _run_kernel(bwd if full else _chunk_bwd, H, h0, *args, gyT[c0:c1], carry)
@@ -905,10 +908,14 @@ def _pscan_scan(uL, deltaL, A, BL, CL)->torch.Tensor:
     return (pscan(dA, BX) @ CL.unsqueeze(-1)).squeeze(-1)                     # (b, l, d)
 
 # %% ../nbs/01_selective_ssm.ipynb #fcc45c2e
+def _bare_scan_args(b, d, n, l)->tuple:
+    "(u, Δ, A, B, C) for the bare scan: `random_scan_inputs` with Δ already biased and softplus-ed."
+    k = random_scan_inputs(b, d, l, n, seed=0)
+    return k["u"], F.softplus(k["delta"] + k["delta_bias"][:, None]), k["A"], k["B"], k["C"]
+
 def _scan_impls(b, d, n, l, include_ref:bool=True)->dict:
     "name -> (fn, args) for every scan implementation on the same random inputs (prepared outside the timing)."
-    k = random_scan_inputs(b, d, l, n, seed=0)
-    u, delta, A, B, C = k["u"], F.softplus(k["delta"] + k["delta_bias"][:, None]), k["A"], k["B"], k["C"]
+    u, delta, A, B, C = _bare_scan_args(b, d, n, l)
     impls = dict(fast=(lambda *a: selective_scan(*a, backend="fast"), (u, delta, A, B, C)),
                  compiled=(lambda *a: selective_scan(*a, backend="compiled"), (u, delta, A, B, C)))   # compiles on its warm-up call
     if include_ref: impls["ref"] = (selective_scan_ref, (u, delta, A, B, C))
@@ -1101,9 +1108,7 @@ def profile_scan(b:int, d:int, n:int, l:int, # scan shape
                 )->str: # markdown table: operator, calls per fwd+bwd, self ms per fwd+bwd, share of the total
     "Profile forward + backward of the bare scan and list the operators with the largest self CPU time."
     from torch.profiler import profile, ProfilerActivity
-    k = random_scan_inputs(b, d, l, n, seed=0)
-    args = [k["u"], F.softplus(k["delta"] + k["delta_bias"][:, None]), k["A"], k["B"], k["C"]]
-    args = [a.detach().requires_grad_() for a in args]
+    args = [a.requires_grad_() for a in _bare_scan_args(b, d, n, l)]
     call = lambda: selective_scan(*args, backend=backend).sum().backward()
     with num_threads(threads):
         call()                                                                 # warm-up (and compile)
