@@ -302,6 +302,139 @@ class _FusedScan(torch.autograd.Function):
         gC = cat(3) if C.dim() == 3 else sum(p[3] for p in parts)
         return g_du * delta, g_dA + g_du * u, gA, gB, gC, None, None, carry if ctx.has_h0 else None   # carry = ∂L/∂h_0
 
+# %% ../nbs/01_selective_ssm.ipynb #a91f5595
+_NATIVE_SRC = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <vector>
+
+// One row (b, d) of the scan: h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t ;  y_t = <C_t, h_t>   (Mamba Alg. 2, ZOH-style B).
+// u, dt, y: the row's l steps.  A: its n entries.  B, C: step t at B + t*sB (sB = n selective, 0 time-invariant).
+// h: h_0 on entry, h_l on exit.  SAVE also writes every h_t and exp(dt_t A) to H, E (l x n) for the backward.
+template <typename T, bool SAVE>
+static void row_fwd(const T* u, const T* dt, const T* A, const T* B, const T* C, int64_t sB, int64_t sC, int64_t n, int64_t l,
+                    T* h, T* y, T* H, T* E) {
+  for (int64_t t = 0; t < l; ++t) {
+    const T d = dt[t], x = d * u[t]; const T* b = B + t * sB; const T* c = C + t * sC; T acc = 0;
+#pragma omp simd reduction(+:acc)
+    for (int64_t k = 0; k < n; ++k) {                                  // the n states of one channel: SIMD lanes
+      const T e = std::exp(d * A[k]); const T hk = e * h[k] + x * b[k];
+      h[k] = hk; acc += hk * c[k];
+      if (SAVE) { H[t * n + k] = hk; E[t * n + k] = e; }
+    }
+    if (y) y[t] = acc;
+  }
+}
+
+// The reverse pass of one row after row_fwd<SAVE=true>.  g: dL/dh_l on entry, dL/dh_0 on exit.
+// Writes du, ddt (l); adds into gA (n) and gB, gC (step t at + t*sB, + t*sC).
+template <typename T>
+static void row_bwd(const T* u, const T* dt, const T* A, const T* B, const T* C, int64_t sB, int64_t sC, int64_t n, int64_t l,
+                    const T* h0, const T* H, const T* E, const T* gy, T* g, T* du, T* ddt, T* gA, T* gB, T* gC) {
+  for (int64_t t = l - 1; t >= 0; --t) {
+    const T d = dt[t], ut = u[t], x = d * ut, gyt = gy[t];
+    const T* b = B + t * sB; const T* c = C + t * sC; const T* hp = t ? H + (t - 1) * n : h0; const T* ht = H + t * n; const T* e = E + t * n;
+    T* gb = gB + t * sB; T* gc = gC + t * sC; T s = 0, sd = 0;
+#pragma omp simd reduction(+:s, sd)
+    for (int64_t k = 0; k < n; ++k) {
+      const T gk = g[k] + gyt * c[k];                                  // dL/dh_t: from y_t and from h_{t+1}
+      gc[k] += gyt * ht[k];
+      const T ga = gk * hp[k] * e[k];                                  // dL/d(dt_t A_k)
+      sd += ga * A[k]; gA[k] += ga * d;
+      gb[k] += gk * x; s += gk * b[k];
+      g[k] = gk * e[k];                                                // dL/dh_{t-1}
+    }
+    du[t] = s * d; ddt[t] = sd + s * ut;
+  }
+}
+
+// u, dt (b, d, l); A (d, n); B, C (b, l, n) selective or (d, n) time-invariant; h0 (b, d, n)  ->  y (b, d, l), h_l (b, d, n).
+std::vector<torch::Tensor> scan_fwd(torch::Tensor u, torch::Tensor dt, torch::Tensor A, torch::Tensor B, torch::Tensor C, torch::Tensor h0) {
+  const int64_t b = u.size(0), d = u.size(1), l = u.size(2), n = A.size(1); const bool sb = B.dim() == 3, sc = C.dim() == 3;
+  auto y = torch::empty_like(u); auto h = h0.clone();
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "scan_fwd", [&] {
+    const scalar_t *pu = u.data_ptr<scalar_t>(), *pd = dt.data_ptr<scalar_t>(), *pA = A.data_ptr<scalar_t>(), *pB = B.data_ptr<scalar_t>(), *pC = C.data_ptr<scalar_t>();
+    scalar_t *py = y.data_ptr<scalar_t>(), *ph = h.data_ptr<scalar_t>();
+    at::parallel_for(0, b * d, 1, [&](int64_t r0, int64_t r1) {          // rows are independent
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t bi = r / d, di = r % d;
+        row_fwd<scalar_t, false>(pu + r * l, pd + r * l, pA + di * n, pB + (sb ? bi * l * n : di * n), pC + (sc ? bi * l * n : di * n),
+                                 sb ? n : 0, sc ? n : 0, n, l, ph + r * n, py + r * l, nullptr, nullptr);
+      }
+    });
+  });
+  return {y, h};
+}
+
+// Gradients given gy (b, d, l) and g_last (b, d, n): du, ddt (b, d, l), gA (d, n), gB, gC (as B, C in scan_fwd), gh0 (b, d, n).
+// Each row recomputes its forward into a per-thread l x n buffer, then runs backwards.  Selective gB, gC sum over d: when
+// b >= threads a thread owns whole batch entries; otherwise ("shared") each thread adds into its own (b, l, n) copy, summed at the end.
+std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor dt, torch::Tensor A, torch::Tensor B, torch::Tensor C, torch::Tensor h0,
+                                    torch::Tensor gy, torch::Tensor g_last) {
+  const int64_t b = u.size(0), d = u.size(1), l = u.size(2), n = A.size(1); const bool sb = B.dim() == 3, sc = C.dim() == 3;
+  const int64_t nt = at::get_num_threads(); const bool shared = (sb || sc) && b < nt; const int64_t slots = shared ? nt : 1;
+  auto du = torch::empty_like(u), ddt = torch::empty_like(u), g = g_last.clone(), gA = torch::zeros({b, d, n}, u.options());
+  auto gB = sb ? torch::zeros({slots, b, l, n}, u.options()) : torch::zeros({b, d, n}, u.options());
+  auto gC = sc ? torch::zeros({slots, b, l, n}, u.options()) : torch::zeros({b, d, n}, u.options());
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "scan_bwd", [&] {
+    const scalar_t *pu = u.data_ptr<scalar_t>(), *pd = dt.data_ptr<scalar_t>(), *pA = A.data_ptr<scalar_t>(), *pB = B.data_ptr<scalar_t>(),
+                   *pC = C.data_ptr<scalar_t>(), *ph0 = h0.data_ptr<scalar_t>(), *pgy = gy.data_ptr<scalar_t>();
+    scalar_t *pdu = du.data_ptr<scalar_t>(), *pddt = ddt.data_ptr<scalar_t>(), *pg = g.data_ptr<scalar_t>(), *pgA = gA.data_ptr<scalar_t>(),
+             *pgB = gB.data_ptr<scalar_t>(), *pgC = gC.data_ptr<scalar_t>();
+    auto rows = [&](int64_t r0, int64_t r1, int64_t slot) {
+      std::vector<scalar_t> H(l * n), E(l * n), h(n);
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t bi = r / d, di = r % d, ob = sb ? bi * l * n : di * n, oc = sc ? bi * l * n : di * n;
+        std::copy(ph0 + r * n, ph0 + (r + 1) * n, h.begin());
+        row_fwd<scalar_t, true>(pu + r * l, pd + r * l, pA + di * n, pB + ob, pC + oc, sb ? n : 0, sc ? n : 0, n, l, h.data(), nullptr, H.data(), E.data());
+        row_bwd<scalar_t>(pu + r * l, pd + r * l, pA + di * n, pB + ob, pC + oc, sb ? n : 0, sc ? n : 0, n, l, ph0 + r * n, H.data(), E.data(),
+                          pgy + r * l, pg + r * n, pdu + r * l, pddt + r * l, pgA + r * n,
+                          pgB + (sb ? (slot * b + bi) * l * n : r * n), pgC + (sc ? (slot * b + bi) * l * n : r * n));
+      }
+    };
+    if ((sb || sc) && !shared) at::parallel_for(0, b, 1, [&](int64_t b0, int64_t b1) { rows(b0 * d, b1 * d, 0); });
+    else at::parallel_for(0, b * d, 1, [&](int64_t r0, int64_t r1) { rows(r0, r1, shared ? at::get_thread_num() : 0); });
+  });
+  return {du, ddt, gA.sum(0), gB.sum(0), gC.sum(0), g};   // sums: over slots (selective) or batch (time-invariant, and gA)
+}
+"""
+
+# %% ../nbs/01_selective_ssm.ipynb #74896748
+_NATIVE = {}
+def _native_module():
+    "The C++ scan of `_NATIVE_SRC`, built by `torch.utils.cpp_extension.load_inline` on first use (torch caches the build on disk)."
+    if "mod" not in _NATIVE:
+        try:
+            from torch.utils.cpp_extension import load_inline
+            _NATIVE["mod"] = load_inline("effnb_native_scan", _NATIVE_SRC, functions=["scan_fwd", "scan_bwd"],
+                                         extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"], extra_ldflags=["-fopenmp"])
+        except Exception as e:
+            msg = str(e).strip().splitlines()[-1][:200] if str(e).strip() else ""
+            raise RuntimeError(f"backend='native' needs a C++ compiler and ninja to build its kernel ({type(e).__name__}: {msg}); use backend='fast'") from e
+    return _NATIVE["mod"]
+
+# %% ../nbs/01_selective_ssm.ipynb #02d5bef9
+class _NativeScan(torch.autograd.Function):
+    "y, last_state = scan(u, Δ, A, B, C) with the C++ kernel: one pass over time per (b, d) row; the backward recomputes each row."
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, h0=None):
+        b, d, l = u.shape; n = A.shape[1]
+        Bn, Cn = (X.transpose(1, 2).contiguous() if X.dim() == 3 else X.contiguous() for X in (B, C))   # (b, l, n): a step's n values adjacent; or (d, n)
+        h0n = u.new_zeros(b, d, n) if h0 is None else h0.contiguous()
+        u, delta, A = u.contiguous(), delta.contiguous(), A.contiguous()
+        y, h = _native_module().scan_fwd(u, delta, A, Bn, Cn, h0n)          # (b, d, l), (b, d, n)
+        ctx.has_h0 = h0 is not None; ctx.save_for_backward(u, delta, A, Bn, Cn, h0n)
+        return y, h
+    @staticmethod
+    def backward(ctx, gy, g_last):
+        u, delta, A, Bn, Cn, h0n = ctx.saved_tensors
+        gy = torch.zeros_like(u) if gy is None else gy.contiguous()
+        g_last = torch.zeros_like(h0n) if g_last is None else g_last.contiguous()
+        gu, gd, gA, gB, gC, gh0 = _native_module().scan_bwd(u, delta, A, Bn, Cn, h0n, gy, g_last)
+        gB, gC = (g.transpose(1, 2) if g.dim() == 3 else g for g in (gB, gC))   # (b, l, n) -> (b, n, l)
+        return gu, gd, gA, gB, gC, gh0 if ctx.has_h0 else None
+
 # %% ../nbs/01_selective_ssm.ipynb #84145507
 def _scan_core(u, delta, A, B, C, backend:str, chunk_size:int|None=None, h0=None)->tuple:
     "The bare scan h_t = exp(Δ_t A) h_{t-1} + Δ_t x_t B_t, y_t = C_t h_t: returns (y (b, d, l), h_l (b, d, n))."
@@ -309,6 +442,7 @@ def _scan_core(u, delta, A, B, C, backend:str, chunk_size:int|None=None, h0=None
     if l == 0: return u.new_zeros(b, d, 0), (u.new_zeros(b, d, n) if h0 is None else h0)   # empty sequence: h_l = h_0
     if backend == "ref": return selective_scan_ref(u, delta, A, B, C, return_last_state=True, initial_state=h0)
     if backend == "compiled": return _FusedScan.apply(u, delta, A, B, C, chunk_size or 16, True, h0)
+    if backend == "native": return _NativeScan.apply(u, delta, A, B, C, h0)
     return _FastScan.apply(u, delta, A, B, C, chunk_size or _chunk_size(b, d, n), h0)
 
 # %% ../nbs/01_selective_ssm.ipynb #8d9cf7c5
@@ -319,13 +453,15 @@ def _mamba_ssm_scan():
     return selective_scan_fn
 
 # %% ../nbs/01_selective_ssm.ipynb #19befe4b
+_BACKENDS = ("auto", "ref", "fast", "compiled", "native", "cuda")
 def _resolve_backend(backend:str, u:torch.Tensor)->str:
     "Pick the implementation: 'auto' is 'cuda' for CUDA tensors when mamba_ssm is installed, else 'fast'."
-    if backend not in ("auto", "ref", "fast", "compiled", "cuda"): raise ValueError(f"backend must be 'auto', 'ref', 'fast', 'compiled' or 'cuda', got {backend!r}")
+    if backend not in _BACKENDS: raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "auto": return "cuda" if u.is_cuda and _mamba_ssm_scan() is not None else "fast"
     if backend == "cuda" and (not u.is_cuda or _mamba_ssm_scan() is None):
         raise RuntimeError("backend='cuda' needs the mamba_ssm package and CUDA tensors "
                            f"(mamba_ssm installed: {_mamba_ssm_scan() is not None}, u on {u.device}); use backend='fast'")
+    if backend == "native" and u.device.type != "cpu": raise RuntimeError(f"backend='native' is a CPU kernel, but u is on {u.device}; use backend='auto'")
     return backend
 
 # %% ../nbs/01_selective_ssm.ipynb #113a17c6
@@ -339,7 +475,7 @@ def selective_scan(u:torch.Tensor, # (b, d, l) input x
                    delta_bias:torch.Tensor|None=None, # (d,) added to Δ before the softplus
                    delta_softplus:bool=False, # Δ = softplus(Δ + delta_bias)
                    return_last_state:bool=False, # also return the final state h_l (b, d, n), differentiable
-                   backend:str="auto", # "ref", "fast", "compiled" (fast, fused by torch.compile), "cuda" (mamba_ssm kernel) or "auto"
+                   backend:str="auto", # "ref", "fast", "compiled" (fast, fused by torch.compile), "native" (C++ CPU kernel), "cuda" (mamba_ssm kernel) or "auto"
                    chunk_size:int|None=None, # steps per chunk of "fast" (None: sized to the cache) or "compiled" (None: 16)
                    initial_state:torch.Tensor|None=None, # (b, d, n) h_0, e.g. the last state of the previous segment (default zeros)
                   ): # y (b, d, l) in u's dtype, or (y, last_state)
@@ -917,7 +1053,8 @@ def _scan_impls(b, d, n, l, include_ref:bool=True)->dict:
     "name -> (fn, args) for every scan implementation on the same random inputs (prepared outside the timing)."
     u, delta, A, B, C = _bare_scan_args(b, d, n, l)
     impls = dict(fast=(lambda *a: selective_scan(*a, backend="fast"), (u, delta, A, B, C)),
-                 compiled=(lambda *a: selective_scan(*a, backend="compiled"), (u, delta, A, B, C)))   # compiles on its warm-up call
+                 compiled=(lambda *a: selective_scan(*a, backend="compiled"), (u, delta, A, B, C)),    # compiles on its warm-up call
+                 native=(lambda *a: selective_scan(*a, backend="native"), (u, delta, A, B, C)))
     if include_ref: impls["ref"] = (selective_scan_ref, (u, delta, A, B, C))
     impls["unbind"] = (_unbind_loop_scan, (u, delta, A, B, C))
     try:
@@ -996,14 +1133,20 @@ def _scan_targets(rows:list)->dict:
              anchor_mem_fast_over_pscan=ratio(m(A, "pscan", "fwd+bwd", "peak_mem"), m(A, "fast", "fwd+bwd", "peak_mem")),
              train_fwdbwd_vs_unbind=ratio(m(T, "fast", "fwd+bwd"), m(T, "unbind", "fwd+bwd")),
              train_fwdbwd_vs_unbind_compiled=ratio(m(T, "compiled", "fwd+bwd"), m(T, "unbind", "fwd+bwd")))
+    for k, (s, i, p) in dict(anchor_fwd=(A, "unbind", "fwd"), anchor_fwdbwd=(A, "unbind", "fwd+bwd"), anchor_fwd_pscan=(A, "pscan", "fwd"),
+                             anchor_fwdbwd_pscan=(A, "pscan", "fwd+bwd"), train_fwdbwd=(T, "unbind", "fwd+bwd")).items():
+        t[f"native_{k}"] = ratio(m(s, "native", p), m(s, i, p))            # speed-up of the native kernel over i
+    t["native_anchor_mem_over_pscan"] = ratio(m(A, "pscan", "fwd+bwd", "peak_mem"), m(A, "native", "fwd+bwd", "peak_mem"))
     goals = dict(anchor_fwd_vs_unbind=3, anchor_fwdbwd_vs_unbind=2, anchor_fwd_vs_pscan=1, anchor_fwdbwd_vs_pscan=1, train_fwdbwd_vs_unbind=3,
-                 train_fwdbwd_vs_unbind_compiled=3)
+                 train_fwdbwd_vs_unbind_compiled=3, native_anchor_fwd=3, native_anchor_fwdbwd=2, native_anchor_fwd_pscan=1,
+                 native_anchor_fwdbwd_pscan=1, native_train_fwdbwd=3)
     t["met"] = {k: None if t[k] is None else t[k] >= g for k, g in goals.items()}
-    mem = t["anchor_mem_fast_over_pscan"]; t["met"]["anchor_mem_not_above_pscan"] = None if mem is None else mem <= 1
+    for k, key in (("anchor_mem_fast_over_pscan", "anchor_mem_not_above_pscan"), ("native_anchor_mem_over_pscan", "native_anchor_mem_not_above_pscan")):
+        t["met"][key] = None if t[k] is None else t[k] <= 1
     return t
 
 # %% ../nbs/01_selective_ssm.ipynb #dafa01b6
-@register_bench("scan", "selective scan: fast vs ref vs a plain unbind loop vs mambapy pscan, fwd and fwd+bwd, time and peak memory")
+@register_bench("scan", "selective scan: fast, compiled and native vs ref, a plain unbind loop and mambapy pscan, fwd and fwd+bwd, time and peak memory")
 def _bench_scan_cli(quick:bool=False, threads:int=2)->dict:
     "`effnb bench scan`."
     return bench_scan(quick, threads)
