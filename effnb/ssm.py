@@ -581,13 +581,14 @@ class MambaConfig:
     rms_norm_eps: float = 1e-5 # epsilon of every RMSNorm
     residual_in_fp32: bool = True # keep the residual stream in float32
     tie_embeddings: bool = True # lm_head shares the embedding matrix
-    backend: str = "auto" # `selective_scan` backend used by the mixer
+    backend: str = "auto" # `selective_scan` backend used by the mixer ("auto", "fast", "native", ...)
     def __post_init__(self):
         if self.dt_rank == "auto": self.dt_rank = math.ceil(self.d_model / 16)
         m = self.pad_vocab_size_multiple
         if m > 1 and self.vocab_size % m: self.vocab_size += m - self.vocab_size % m
         for k in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand", "dt_rank"):
             if not isinstance(getattr(self, k), int) or getattr(self, k) < 1: raise ValueError(f"{k} must be a positive int, got {getattr(self, k)!r}")
+        if self.backend not in _BACKENDS: raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
     @property
     def d_inner(self)->int: return self.expand * self.d_model
 
@@ -973,11 +974,13 @@ def _malloc_trim()->None:
 def layer_cost(seq_lens:list, # sequence lengths to time
                d_model:int=256, n_head:int=4, d_state:int=16, # layer widths (attention and Mamba share d_model)
                repeats:int=3, max_seconds:float=20.0, # stop a layer's sweep once one call exceeds this
-              )->list: # rows: l, mamba/attention median seconds and peak memory (bytes)
-    "Forward time and peak memory of one Mamba layer and one causal attention layer vs sequence length (batch 1)."
+              )->list: # rows: l, mamba/mamba_native/attention median seconds and peak memory (bytes)
+    "Forward time and peak memory of one Mamba layer (fast and native scan) and one causal attention layer vs sequence length (batch 1)."
     torch.manual_seed(0)
-    layers = dict(mamba=MambaMixer(MambaConfig(d_model=d_model, n_layer=1, vocab_size=8, d_state=d_state)).eval(),
+    cfg = MambaConfig(d_model=d_model, n_layer=1, vocab_size=8, d_state=d_state, backend="fast")
+    layers = dict(mamba=MambaMixer(cfg).eval(), mamba_native=MambaMixer(dataclasses.replace(cfg, backend="native")).eval(),
                   attention=CausalSelfAttention(d_model, n_head).eval())
+    layers["mamba_native"].load_state_dict(layers["mamba"].state_dict())   # the same layer, only the scan backend differs
     rows, slow = [], set()
     for l in seq_lens:
         x, row = torch.randn(1, l, d_model), dict(l=l)
@@ -994,7 +997,7 @@ def layer_cost(seq_lens:list, # sequence lengths to time
 def plot_layer_cost(rows:list)->plt.Figure:
     "Log-log plot of forward time vs sequence length with slope-1 and slope-2 guides."
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, lab in (("mamba", "Mamba layer (selective scan, fast)"), ("attention", "causal attention (SDPA)")):
+    for name, lab in (("mamba", "Mamba layer (scan: fast)"), ("mamba_native", "Mamba layer (scan: native)"), ("attention", "causal attention (SDPA)")):
         pts = [(r["l"], r[f"{name}_s"] * 1e3) for r in rows if f"{name}_s" in r]
         ax.loglog(*zip(*pts), "o-", label=lab)
     l0, t0 = rows[0]["l"], rows[0]["attention_s"] * 1e3; ls = np.array([r["l"] for r in rows])
