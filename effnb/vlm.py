@@ -8,9 +8,9 @@ __all__ = ['MLP_TERMS', 'LLAVA_7B', 'PRESETS', 'VisionConfig', 'TextConfig', 'VL
            'rope_cos_sin', 'apply_rope', 'TextAttention', 'SwiGLU', 'DecoderLayer', 'LanguageModel', 'TinyLlava',
            'get_image_features', 'get_cls_attention', 'embed_inputs', 'build_input_ids', 'build_multiturn_ids',
            'tiny_config', 'generate', 'VLMRunConfig', 'answer_loss', 'evaluate', 'chance', 'SceneProbe', 'probe_loss',
-           'pretrain_vision', 'train_vlm', 'save_vlm', 'load_vlm', 'layer_macs', 'vlm_macs', 'kv_cache_bytes',
-           'counted_macs', 'time_vs_tokens', 'llava7b_projection', 'run_config', 'train_logged', 'run_vlm',
-           'plot_accuracy', 'plot_cost', 'plot_time', 'plot_training', 'headline', 'plot_llava7b']
+           'pretrain_vision', 'position_probe', 'train_vlm', 'save_vlm', 'load_vlm', 'layer_macs', 'vlm_macs',
+           'kv_cache_bytes', 'counted_macs', 'time_vs_tokens', 'llava7b_projection', 'run_config', 'train_logged',
+           'run_vlm', 'plot_accuracy', 'plot_cost', 'plot_time', 'plot_training', 'headline', 'plot_llava7b']
 
 # %% ../nbs/03_vlm.ipynb #4cc5d96c
 import math, time, dataclasses
@@ -471,6 +471,25 @@ def pretrain_vision(model:TinyLlava, # its vision tower is trained in place
     batch_fn = lambda step: make_batch(rc.pretrain_batch_size, step_seed(seed, step), "train", rc.scenes, patch_size=p)
     tcfg = dataclasses.replace(rc.vision_pretrain, ckpt_path=None if ckpt_path is None else str(ckpt_path), progress=progress, desc="vision")
     return train(probe, batch_fn, probe_loss, tcfg, eval_fn=lambda m: probe_loss(m, val)[1])
+
+# %% ../nbs/03_vlm.ipynb #2c0cbfb9
+def position_probe(vision_tower:VisionTransformer, # frozen; only the linear read-outs are trained
+                   scenes:SceneConfig, # the images probed
+                   layer:int=-2, # hidden state read (the VLM's `vision_feature_layer`)
+                   n_images:int=512, steps:int=300, seed:int=0,
+                  )->dict: # held-out accuracy of each read-out (acc_row, acc_col, acc_index) and its chance
+    "How well does a patch's feature say where the patch is? Linear probes on frozen features."
+    with torch.no_grad(): x = vision_tower(make_batch(n_images, seed, "val", scenes)["pixel_values"]).hidden_states[layer][:, 1:]   # (b, n, d_v)
+    b, n, _ = x.shape; q = math.isqrt(n); x = (x - x.mean((0, 1))) / (x.std((0, 1)) + 1e-6); cut = 3 * b // 4
+    idx = torch.arange(n).expand(b, n); res = {} # (b, n) patch index, raster order
+    with torch.random.fork_rng(), torch.enable_grad():
+        torch.manual_seed(seed)
+        for name, y, k in (("row", idx // q, q), ("col", idx % q, q), ("index", idx, n)):
+            head = nn.Linear(x.shape[-1], k); opt = torch.optim.Adam(head.parameters(), 1e-2)
+            for _ in range(steps):
+                loss = F.cross_entropy(head(x[:cut]).flatten(0, 1), y[:cut].flatten()); opt.zero_grad(); loss.backward(); opt.step()
+            with torch.no_grad(): res[f"acc_{name}"], res[f"chance_{name}"] = (head(x[cut:]).argmax(-1) == y[cut:]).float().mean().item(), 1 / k
+    return res
 
 # %% ../nbs/03_vlm.ipynb #7a28183b
 def train_vlm(rc:VLMRunConfig, # the run
