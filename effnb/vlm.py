@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['MLP_TERMS', 'LLAVA_7B', 'PRESETS', 'VisionConfig', 'TextConfig', 'VLMConfig', 'VisionEmbeddings', 'attention',
-           'VisionAttention', 'VisionLayer', 'EncoderOutput', 'VisionTransformer', 'MultiModalProjector',
+           'VisionAttention', 'VisionLayer', 'EncoderOutput', 'VisionTransformer', 'sincos_2d', 'MultiModalProjector',
            'rope_cos_sin', 'apply_rope', 'TextAttention', 'SwiGLU', 'DecoderLayer', 'LanguageModel', 'TinyLlava',
            'get_image_features', 'get_cls_attention', 'embed_inputs', 'build_input_ids', 'build_multiturn_ids',
            'tiny_config', 'generate', 'VLMRunConfig', 'answer_loss', 'evaluate', 'chance', 'SceneProbe', 'probe_loss',
            'pretrain_vision', 'position_probe', 'train_vlm', 'save_vlm', 'load_vlm', 'layer_macs', 'vlm_macs',
            'kv_cache_bytes', 'counted_macs', 'time_vs_tokens', 'llava7b_projection', 'run_config', 'train_logged',
-           'run_vlm', 'plot_accuracy', 'plot_cost', 'plot_time', 'plot_training', 'headline', 'plot_llava7b']
+           'run_vlm', 'plot_accuracy', 'plot_cost', 'plot_time', 'plot_training', 'headline', 'continue_vlm',
+           'plot_llava7b']
 
 # %% ../nbs/03_vlm.ipynb #4cc5d96c
 import math, time, dataclasses
@@ -72,6 +73,11 @@ class VLMConfig:
     vision_feature_layer: int = -2 # which vision hidden state feeds the projector (penultimate, as LLaVA-1.5)
     vision_feature_select_strategy: str = "default" # "default" drops [CLS], "full" keeps it
     projector_hidden_act: str = "gelu"
+    visual_position_embedding: str = "none" # "sincos2d": the projector adds a fixed 2-D sine-cosine table of each patch's row and column
+    visual_position_scale: float = 10.0 # multiplier of that table (its RMS is 0.71 x this; the trained projector's outputs have RMS ~10)
+    def __post_init__(self):
+        if self.visual_position_embedding not in ("none", "sincos2d"):
+            raise ValueError(f"visual_position_embedding must be 'none' or 'sincos2d', got {self.visual_position_embedding!r}")
     @classmethod
     def from_dict(cls, d:dict)->"VLMConfig":
         "Inverse of `dataclasses.asdict`."
@@ -160,14 +166,37 @@ class VisionTransformer(nn.Module):
         return EncoderOutput(x, tuple(hs), tuple(att) if output_attentions else None)
 
 # %% ../nbs/03_vlm.ipynb #aee85009
+def sincos_2d(q:int, # patches per image side
+              d:int, # width (a multiple of 4)
+              base:float=100., # frequencies base^(-j/(d/4)), j = 0..d/4-1: low enough to stay monotone across a small grid
+             )->torch.Tensor: # (q*q, d) in raster order: [sin(row ω), cos(row ω), sin(col ω), cos(col ω)]
+    "Fixed 2-D sine-cosine position table (MAE-style layout: half the channels for the row, half for the column)."
+    if d % 4: raise ValueError(f"d must be a multiple of 4 for a 2-D sine-cosine table, got {d}")
+    w = base ** -(torch.arange(d // 4) / (d // 4)) # (d/4,)
+    r, c = torch.meshgrid(torch.arange(q).float(), torch.arange(q).float(), indexing="ij") # (q, q) each
+    r, c = r.flatten()[:, None] * w, c.flatten()[:, None] * w # (q*q, d/4)
+    return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], -1)
+
+# %% ../nbs/03_vlm.ipynb #fa287127
 class MultiModalProjector(nn.Module):
-    "Two-layer MLP with GELU mapping vision features to the language model's width."
+    "Two-layer MLP with GELU mapping vision features to the language model's width; optionally adds a fixed 2-D position table."
     def __init__(self, cfg:VLMConfig):
-        super().__init__()
-        self.linear_1 = nn.Linear(cfg.vision_config.hidden_size, cfg.text_config.hidden_size)
+        super().__init__(); vc, d = cfg.vision_config, cfg.text_config.hidden_size
+        self.linear_1 = nn.Linear(vc.hidden_size, d)
         self.act = nn.GELU() if cfg.projector_hidden_act == "gelu" else nn.SiLU()
-        self.linear_2 = nn.Linear(cfg.text_config.hidden_size, cfg.text_config.hidden_size)
-    def forward(self, image_features:torch.Tensor)->torch.Tensor: return self.linear_2(self.act(self.linear_1(image_features))) # (b, n, d_v) -> (b, n, d)
+        self.linear_2 = nn.Linear(d, d)
+        pos = sincos_2d(vc.image_size // vc.patch_size, d) * cfg.visual_position_scale if cfg.visual_position_embedding == "sincos2d" else None
+        self.register_buffer("position_table", pos, persistent=False) # (n, d) or None; computed, so checkpoints are unaffected
+
+# %% ../nbs/03_vlm.ipynb #33ac0594
+def _projector_forward(self:MultiModalProjector, image_features:torch.Tensor)->torch.Tensor: # (b, n, d_v) or (b, 1+n, d_v) with [CLS] -> (b, ·, d)
+    "Project; with a position table, add it to the n patch tokens (not to [CLS])."
+    x = self.linear_2(self.act(self.linear_1(image_features))) # (b, ·, d)
+    if self.position_table is None: return x
+    n = self.position_table.shape[0]
+    if x.shape[1] not in (n, n + 1): raise ValueError(f"the position table covers {n} patches, but {x.shape[1]} feature vectors were given (expected {n}, or {n + 1} with [CLS])")
+    return torch.cat([x[:, :x.shape[1] - n], x[:, -n:] + self.position_table], 1)
+MultiModalProjector.forward = _projector_forward
 
 # %% ../nbs/03_vlm.ipynb #06855442
 def rope_cos_sin(position_ids:torch.Tensor, # (b, l) integer positions
@@ -721,6 +750,23 @@ def headline(r:dict)->dict:
     h.update({f"time_ratio_{n1}_vs_{n0}_tokens": t[n1]["time_total"] / t[n0]["time_total"], f"macs_ratio_{n1}_vs_{n0}_tokens": t[n1]["macs_total"] / t[n0]["macs_total"]})
     h.update({f"llava7b_visual_share_prefill_{f}": p7[576][f"visual_share_{f}"] for f in ("fastv", "swiglu", "swiglu_6ndm")})
     return h
+
+# %% ../nbs/03_vlm.ipynb #29112cd0
+def continue_vlm(model:TinyLlava, # a trained model (e.g. `load_vlm` of the full preset); left unchanged
+                 rc:VLMRunConfig, # data, batch size, turns and weight decay of the run
+                 steps:int, # further stage-2 steps
+                 visual_position_embedding:str="none", # projector option of the continued model ("none" is the control)
+                 lr:float=1e-3, seed:int=1, # seed of the new data stream (differs from the run's)
+                 eval_every:int=0, progress:bool=False,
+                )->tuple: # (continued model in eval mode, TrainResult with validation `evals`)
+    "Continue stage 2 from a trained model, optionally with a fixed 2-D position table added to its visual tokens (the ViT stays frozen)."
+    cfg = dataclasses.replace(model.config, visual_position_embedding=visual_position_embedding)
+    m = TinyLlava(cfg); m.load_state_dict(model.state_dict()); m.vision_tower.requires_grad_(False)
+    tok, n = WordTokenizer(), cfg.vision_config.num_patches
+    val = _with_prompt(make_batch(rc.n_val, seed, "val", rc.scenes, tok), n, tok)
+    batch_fn = lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", rc.scenes, tok, rc.questions_per_image), n, tok)
+    tcfg = TrainConfig(steps=steps, lr=lr, warmup_steps=min(100, steps // 10), weight_decay=rc.train.weight_decay, eval_every=eval_every, seed=seed, progress=progress, desc="continue")
+    return m.eval(), train(m, batch_fn, answer_loss, tcfg, eval_fn=lambda mm: evaluate(mm, val, rc.scenes.qtypes))
 
 # %% ../nbs/03_vlm.ipynb #6fc1ab3f
 def plot_llava7b(rows:list|None=None)->plt.Figure:
