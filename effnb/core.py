@@ -60,14 +60,23 @@ def _status_kb(key:str)->int|None:
             if line.startswith(key + ":"): return int(line.split()[1])
     except OSError: return None
 
+# %% ../nbs/00_core.ipynb #00a343f2
+def _malloc_trim()->None:
+    "Return freed heap memory to the OS (glibc), so that the next RSS-based `peak_memory` sees real growth."
+    try:
+        import ctypes; ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except Exception: pass
+
 # %% ../nbs/00_core.ipynb #437c0b1e
 def peak_memory(fn:Callable, # called once with no arguments
                 device:str|torch.device="cpu", # where the tensors live
+                trim_heap:bool=False, # CPU: first return freed heap to the OS (glibc `malloc_trim`), so that memory freed earlier is not reused unseen
                )->int|None: # bytes of peak growth during the call (RSS on CPU, allocator on CUDA); None if unmeasurable
     "Peak memory growth while `fn()` runs."
     if get_device(device).type == "cuda":
         torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
         fn(); torch.cuda.synchronize(); return torch.cuda.max_memory_allocated() - base
+    if trim_heap: _malloc_trim()
     try: Path("/proc/self/clear_refs").write_text("5")
     except OSError: return None
     base = _status_kb("VmRSS"); fn(); peak = _status_kb("VmHWM")

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 from .core import (seed_everything, num_threads, benchmark, bench_table, fmt_time, peak_memory, count_parameters, env_info,
                         save_json, save_figure, set_plot_style, register_experiment, register_bench)
 from .train import TrainConfig, train, step_seed
-from .ssm import MambaConfig, MambaCache, MambaMixer, MambaForSequenceClassification, _malloc_trim
+from .ssm import MambaConfig, MambaCache, MambaMixer, MambaForSequenceClassification
 from .tasks import TASKS, get_task, make_batch, train_batch_fn, make_test_sets
 
 # %% ../nbs/02_multiscale_ssm.ipynb #b6f98659
@@ -481,8 +481,7 @@ def efficiency_rows(cfg:MultiScaleExpConfig, task:str)->list:
         mix = m.backbone.layers[0].mixer if isinstance(m, MambaForSequenceClassification) else None
         step = _train_step_fn(m, x, y)
         tr = benchmark(step, warmup=1, repeats=cfg.timing_repeats, threads=cfg.threads, name=label)
-        _malloc_trim()
-        with num_threads(cfg.threads): mem = peak_memory(step)                # RSS growth of one training step, freed heap returned first
+        with num_threads(cfg.threads): mem = peak_memory(step, trim_heap=True) # RSS growth of one training step, freed heap returned first
         stream = (lambda: _stream_rnn(m, ids)) if isinstance(m, RNNClassifier) else (lambda: stream_classifier(m, ids))
         st = benchmark(stream, warmup=1, repeats=max(3, cfg.timing_repeats // 2), threads=cfg.threads, name=label)
         rows.append(dict(model=label, k=msc.k if name == "multiscale" else None, params=count_parameters(m),

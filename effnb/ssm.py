@@ -419,7 +419,7 @@ class _NativeScan(torch.autograd.Function):
     "y, last_state = scan(u, Δ, A, B, C) with the C++ kernel: one pass over time per (b, d) row; the backward recomputes each row."
     @staticmethod
     def forward(ctx, u, delta, A, B, C, h0=None):
-        b, d, l = u.shape; n = A.shape[1]
+        b, d, n = *u.shape[:2], A.shape[1]
         Bn, Cn = (X.transpose(1, 2).contiguous() if X.dim() == 3 else X.contiguous() for X in (B, C))   # (b, l, n): a step's n values adjacent; or (d, n)
         h0n = u.new_zeros(b, d, n) if h0 is None else h0.contiguous()
         u, delta, A = u.contiguous(), delta.contiguous(), A.contiguous()
@@ -963,13 +963,6 @@ class CausalSelfAttention(nn.Module):
             o = F.scaled_dot_product_attention(q, K[:, :, :pos + l], V[:, :, :pos + l], is_causal=l > 1)
         return self.out(o.transpose(1, 2).reshape(b, l, dm))                   # (b, l, d_model)
 
-# %% ../nbs/01_selective_ssm.ipynb #cdeee38d
-def _malloc_trim()->None:
-    "Return freed heap memory to the OS (glibc), so that the next RSS-based `peak_memory` sees real growth."
-    try:
-        import ctypes; ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except Exception: pass
-
 # %% ../nbs/01_selective_ssm.ipynb #2609f971
 def layer_cost(seq_lens:list, # sequence lengths to time
                d_model:int=256, n_head:int=4, d_state:int=16, # layer widths (attention and Mamba share d_model)
@@ -987,8 +980,8 @@ def layer_cost(seq_lens:list, # sequence lengths to time
         for name, layer in layers.items():
             if name in slow: continue
             with torch.no_grad():
-                r = benchmark(layer, x, warmup=1, repeats=repeats, name=name); _malloc_trim()
-                row[f"{name}_s"], row[f"{name}_mem"] = r.median, peak_memory(lambda: layer(x))
+                r = benchmark(layer, x, warmup=1, repeats=repeats, name=name)
+                row[f"{name}_s"], row[f"{name}_mem"] = r.median, peak_memory(lambda: layer(x), trim_heap=True)
             if r.median > max_seconds: slow.add(name)
         rows.append(row)
     return rows
@@ -1093,7 +1086,7 @@ def _time_interleaved(calls:dict, repeats:int, max_seconds:float)->dict:
             t0 = time.perf_counter(); calls[k](); times[k].append(time.perf_counter() - t0)
     out = {k: dict(median=None, peak_mem=None, skipped=v) for k, v in skipped.items()}
     for k, ts in times.items():
-        _malloc_trim(); out[k] = dict(median=float(np.median(ts)), min=min(ts), repeats=len(ts), peak_mem=peak_memory(calls[k]))
+        out[k] = dict(median=float(np.median(ts)), min=min(ts), repeats=len(ts), peak_mem=peak_memory(calls[k], trim_heap=True))
     return out
 
 # %% ../nbs/01_selective_ssm.ipynb #f4669eda

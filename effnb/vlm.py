@@ -520,6 +520,12 @@ def position_probe(vision_tower:VisionTransformer, # frozen; only the linear rea
             with torch.no_grad(): res[f"acc_{name}"], res[f"chance_{name}"] = (head(x[cut:]).argmax(-1) == y[cut:]).float().mean().item(), 1 / k
     return res
 
+# %% ../nbs/03_vlm.ipynb #bea71ba4
+def _stage2_data(rc:VLMRunConfig, seed:int, n_img:int, tok:WordTokenizer)->tuple: # (validation prompts, step -> training prompts)
+    "The stage-2 validation batch and training stream of `rc` with `n_img` image tokens per prompt (0: text only)."
+    val = _with_prompt(make_batch(rc.n_val, seed, "val", rc.scenes, tok), n_img, tok)
+    return val, lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", rc.scenes, tok, rc.questions_per_image), n_img, tok)
+
 # %% ../nbs/03_vlm.ipynb #7a28183b
 def train_vlm(rc:VLMRunConfig, # the run
               text_only:bool=False, # train on prompts without image tokens (the floor; no vision stage)
@@ -536,8 +542,7 @@ def train_vlm(rc:VLMRunConfig, # the run
         vck = None if ckpt_path is None else Path(ckpt_path).with_name(Path(ckpt_path).stem + "_vision.ckpt")
         vres = pretrain_vision(model, rc, vck, progress)
         model.vision_tower.requires_grad_(not rc.freeze_vision)
-    val = _with_prompt(make_batch(rc.n_val, seed, "val", rc.scenes, tok), n_img, tok)
-    batch_fn = lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", rc.scenes, tok, rc.questions_per_image), n_img, tok)
+    val, batch_fn = _stage2_data(rc, seed, n_img, tok)
     tcfg = dataclasses.replace(rc.train, ckpt_path=None if ckpt_path is None else str(ckpt_path), progress=progress, desc="text-only" if text_only else "vlm")
     res = train(model, batch_fn, answer_loss, tcfg, eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
     return model.eval(), res, vres
@@ -762,9 +767,7 @@ def continue_vlm(model:TinyLlava, # a trained model (e.g. `load_vlm` of the full
     "Continue stage 2 from a trained model, optionally with a fixed 2-D position table added to its visual tokens (the ViT stays frozen)."
     cfg = dataclasses.replace(model.config, visual_position_embedding=visual_position_embedding)
     m = TinyLlava(cfg); m.load_state_dict(model.state_dict()); m.vision_tower.requires_grad_(False)
-    tok, n = WordTokenizer(), cfg.vision_config.num_patches
-    val = _with_prompt(make_batch(rc.n_val, seed, "val", rc.scenes, tok), n, tok)
-    batch_fn = lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", rc.scenes, tok, rc.questions_per_image), n, tok)
+    val, batch_fn = _stage2_data(rc, seed, cfg.vision_config.num_patches, WordTokenizer())
     tcfg = TrainConfig(steps=steps, lr=lr, warmup_steps=min(100, steps // 10), weight_decay=rc.train.weight_decay, eval_every=eval_every, seed=seed, progress=progress, desc="continue")
     return m.eval(), train(m, batch_fn, answer_loss, tcfg, eval_fn=lambda mm: evaluate(mm, val, rc.scenes.qtypes))
 
