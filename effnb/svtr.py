@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import seed_everything, benchmark, bench_table, env_info, save_json, load_json, save_figure, set_plot_style, register_experiment, fmt_time
 from .vlm import VisionLayer, VisionConfig, TinyLlava, tiny_config, rope_cos_sin, build_input_ids, run_config, train_vlm, save_vlm, load_vlm
-from .scenes import SceneConfig, WordTokenizer, make_batch, ANSWERS
+from .scenes import SceneConfig, WordTokenizer, make_batch
 
 # %% ../nbs/04_svtr.ipynb #6f508fd5
 @dataclass

@@ -28,7 +28,7 @@ from .core import (seed_everything, benchmark, count_parameters, env_info, atomi
                         save_figure, set_plot_style, register_experiment, fmt_time)
 from .train import TrainConfig, TrainResult, train, step_seed
 from .ssm import RMSNorm
-from .scenes import SceneConfig, WordTokenizer, make_batch, ANSWERS, SHAPES, COLOURS, SIZES, show_batch
+from .scenes import SceneConfig, WordTokenizer, make_batch, CHANCE, SHAPES, COLOURS, SIZES, show_batch
 
 # %% ../nbs/03_vlm.ipynb #bde6e85e
 @dataclass
@@ -73,8 +73,8 @@ class VLMConfig:
     vision_feature_layer: int = -2 # which vision hidden state feeds the projector (penultimate, as LLaVA-1.5)
     vision_feature_select_strategy: str = "default" # "default" drops [CLS], "full" keeps it
     projector_hidden_act: str = "gelu"
-    visual_position_embedding: str = "none" # "sincos2d": the projector adds a fixed 2-D sine-cosine table of each patch's row and column
-    visual_position_scale: float = 10.0 # multiplier of that table (its RMS is 0.71 x this; the trained projector's outputs have RMS ~10)
+    visual_position_embedding: str = "none" # "sincos2d": the projector adds a fixed 2-D sine-cosine table of each patch's row and column, times a learned per-channel gain
+    visual_position_scale: float = 0.0 # initial value of that gain; 0: the projector starts as LLaVA's and the positions grow in as far as the loss wants them
     def __post_init__(self):
         if self.visual_position_embedding not in ("none", "sincos2d"):
             raise ValueError(f"visual_position_embedding must be 'none' or 'sincos2d', got {self.visual_position_embedding!r}")
@@ -179,23 +179,24 @@ def sincos_2d(q:int, # patches per image side
 
 # %% ../nbs/03_vlm.ipynb #fa287127
 class MultiModalProjector(nn.Module):
-    "Two-layer MLP with GELU mapping vision features to the language model's width; optionally adds a fixed 2-D position table."
+    "Two-layer MLP with GELU mapping vision features to the language model's width; optionally adds a fixed 2-D position table times a learned per-channel gain."
     def __init__(self, cfg:VLMConfig):
         super().__init__(); vc, d = cfg.vision_config, cfg.text_config.hidden_size
         self.linear_1 = nn.Linear(vc.hidden_size, d)
         self.act = nn.GELU() if cfg.projector_hidden_act == "gelu" else nn.SiLU()
         self.linear_2 = nn.Linear(d, d)
-        pos = sincos_2d(vc.image_size // vc.patch_size, d) * cfg.visual_position_scale if cfg.visual_position_embedding == "sincos2d" else None
-        self.register_buffer("position_table", pos, persistent=False) # (n, d) or None; computed, so checkpoints are unaffected
+        table = cfg.visual_position_embedding == "sincos2d"
+        self.register_buffer("position_table", sincos_2d(vc.image_size // vc.patch_size, d) if table else None, persistent=False) # (n, d) or None; computed, not saved
+        self.position_gain = nn.Parameter(torch.full((d,), float(cfg.visual_position_scale))) if table else None # (d,), learned
 
 # %% ../nbs/03_vlm.ipynb #33ac0594
 def _projector_forward(self:MultiModalProjector, image_features:torch.Tensor)->torch.Tensor: # (b, n, d_v) or (b, 1+n, d_v) with [CLS] -> (b, ·, d)
-    "Project; with a position table, add it to the n patch tokens (not to [CLS])."
+    "Project; with a position table, add `position_gain * position_table` to the n patch tokens (not to [CLS])."
     x = self.linear_2(self.act(self.linear_1(image_features))) # (b, ·, d)
     if self.position_table is None: return x
     n = self.position_table.shape[0]
     if x.shape[1] not in (n, n + 1): raise ValueError(f"the position table covers {n} patches, but {x.shape[1]} feature vectors were given (expected {n}, or {n + 1} with [CLS])")
-    return torch.cat([x[:, :x.shape[1] - n], x[:, -n:] + self.position_table], 1)
+    return torch.cat([x[:, :x.shape[1] - n], x[:, -n:] + self.position_table * self.position_gain], 1)
 MultiModalProjector.forward = _projector_forward
 
 # %% ../nbs/03_vlm.ipynb #06855442
@@ -409,6 +410,9 @@ class VLMRunConfig:
     vision_pretrain: TrainConfig|None = None # stage 1: pretrain the ViT on dense scene labels (`SceneProbe`); None trains everything jointly from scratch
     pretrain_batch_size: int = 64 # images per stage-1 step
     freeze_vision: bool = True # stage 2 keeps the pretrained ViT frozen, as LLaVA-1.5 does
+    position_stage: TrainConfig|None = None # stage 3, after stage 2: the 2-D table's gain is set to `position_gain`, then every question type is trained on with this schedule and data seed
+    position_gain: float = 10.0 # gain of the table in stage 3 (the table's RMS is then 0.71 x this)
+    qtype_start: dict = field(default_factory=dict) # curriculum: {question type: first stage-2 step it is asked}; types not named are asked from step 0
 
 # %% ../nbs/03_vlm.ipynb #91e67b35
 def _with_prompt(batch:dict, num_image_tokens:int, tok:WordTokenizer)->dict:
@@ -447,8 +451,8 @@ def evaluate(model:TinyLlava, batch:dict, # prompts from `_with_prompt`
 
 # %% ../nbs/03_vlm.ipynb #5c728ba5
 def chance(qtypes:tuple)->dict:
-    "Uniform-guess accuracy per question type, and overall for equal shares."
-    res = {f"acc_{q}": 1 / len(ANSWERS[q]) for q in qtypes}
+    "Uniform-guess accuracy per question type (`CHANCE`), and overall for equal shares."
+    res = {f"acc_{q}": CHANCE[q] for q in qtypes}
     return {"acc": float(np.mean(list(res.values()))), **res}
 
 # %% ../nbs/03_vlm.ipynb #c4ccc057
@@ -522,17 +526,31 @@ def position_probe(vision_tower:VisionTransformer, # frozen; only the linear rea
 
 # %% ../nbs/03_vlm.ipynb #bea71ba4
 def _stage2_data(rc:VLMRunConfig, seed:int, n_img:int, tok:WordTokenizer)->tuple: # (validation prompts, step -> training prompts)
-    "The stage-2 validation batch and training stream of `rc` with `n_img` image tokens per prompt (0: text only)."
+    "The stage-2 validation batch (every question type) and training stream (types enter at `rc.qtype_start`) of `rc` with `n_img` image tokens per prompt (0: text only)."
     val = _with_prompt(make_batch(rc.n_val, seed, "val", rc.scenes, tok), n_img, tok)
-    return val, lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", rc.scenes, tok, rc.questions_per_image), n_img, tok)
+    unknown = set(rc.qtype_start) - set(rc.scenes.qtypes)
+    if unknown: raise ValueError(f"qtype_start names {sorted(unknown)}, which are not among the scenes' qtypes {rc.scenes.qtypes}")
+    def scenes_at(step): return dataclasses.replace(rc.scenes, qtypes=tuple(q for q in rc.scenes.qtypes if rc.qtype_start.get(q, 0) <= step))
+    return val, lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", scenes_at(step), tok, rc.questions_per_image), n_img, tok)
+
+# %% ../nbs/03_vlm.ipynb #ad93025d
+def _position_stage(model:TinyLlava, rc:VLMRunConfig, ckpt_path:str|Path|None, progress:bool)->TrainResult:
+    "Stage 3: set the projector's position gain to `rc.position_gain`, then train on every question type with `rc.position_stage` (ViT still frozen)."
+    proj = model.multi_modal_projector
+    if proj.position_gain is None: raise ValueError("position_stage needs VLMConfig(visual_position_embedding='sincos2d')")
+    with torch.no_grad(): proj.position_gain.fill_(rc.position_gain) # a stage-3 checkpoint, if resumed, overwrites this
+    tc = rc.position_stage
+    val, batch_fn = _stage2_data(dataclasses.replace(rc, qtype_start={}), tc.seed, model.config.vision_config.num_patches, WordTokenizer())
+    ck = None if ckpt_path is None else str(Path(ckpt_path).with_name(Path(ckpt_path).stem + "_position.ckpt"))
+    return train(model, batch_fn, answer_loss, dataclasses.replace(tc, ckpt_path=ck, progress=progress, desc="position"), eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
 
 # %% ../nbs/03_vlm.ipynb #7a28183b
 def train_vlm(rc:VLMRunConfig, # the run
               text_only:bool=False, # train on prompts without image tokens (the floor; no vision stage)
               ckpt_path:str|Path|None=None, # stage-2 checkpoint (resumes if it exists); stage 1 uses `<stem>_vision.ckpt` beside it
               progress:bool=True,
-             )->tuple: # (model, TrainResult of stage 2, TrainResult of stage 1 or None)
-    "Build a `TinyLlava`; pretrain its ViT if `rc.vision_pretrain` (stage 1), then train on the question stream (stage 2)."
+             )->tuple: # (model, TrainResult of stage 2, TrainResult of stage 1 or None, TrainResult of stage 3 or None)
+    "Build a `TinyLlava`; pretrain its ViT if `rc.vision_pretrain` (stage 1), train on the question stream (stage 2), then with the position table turned up if `rc.position_stage` (stage 3)."
     tok = WordTokenizer(); seed = rc.train.seed
     if rc.model.text_config.vocab_size < tok.vocab_size: raise ValueError(f"text_config.vocab_size={rc.model.text_config.vocab_size} < tokenizer's {tok.vocab_size}")
     if rc.model.vision_config.image_size != rc.scenes.image_size: raise ValueError(f"vision image_size={rc.model.vision_config.image_size} != scenes image_size={rc.scenes.image_size}")
@@ -545,7 +563,8 @@ def train_vlm(rc:VLMRunConfig, # the run
     val, batch_fn = _stage2_data(rc, seed, n_img, tok)
     tcfg = dataclasses.replace(rc.train, ckpt_path=None if ckpt_path is None else str(ckpt_path), progress=progress, desc="text-only" if text_only else "vlm")
     res = train(model, batch_fn, answer_loss, tcfg, eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
-    return model.eval(), res, vres
+    pres = None if text_only or rc.position_stage is None else _position_stage(model, rc, ckpt_path, progress)
+    return model.eval(), res, vres, pres
 
 # %% ../nbs/03_vlm.ipynb #49efb814
 def save_vlm(model:TinyLlava, path:str|Path, # destination `.pt`; a `.json` with the config is written beside it
@@ -659,18 +678,19 @@ def llava7b_projection(n_visuals:tuple=(64, 144, 192, 576, 1024, 2880), # visual
 
 # %% ../nbs/03_vlm.ipynb #0049ba53
 def _preset(d:int, layers:int, steps:int, lr:float, batch_size:int, n_val:int, n_test:int, image_size:int=64, patch_size:int=8, warmup:int=100, turns:int=6,
-            pre_steps:int=0, pre_lr:float=3e-3)->VLMRunConfig:
-    "A run with equal vision and text widths and depths; `pre_steps` > 0 adds stage-1 vision pretraining."
+            pre_steps:int=0, pre_lr:float=3e-3, visual_position_embedding:str="sincos2d", relpos_start:float=0.5, pos_steps:int=0)->VLMRunConfig:
+    "A run with equal vision and text widths and depths; `pre_steps` > 0 adds stage-1 vision pretraining; the projector adds the 2-D position table unless `visual_position_embedding='none'`; `relpos` questions enter stage 2 after `relpos_start` of its steps; `pos_steps` > 0 adds stage 3."
     h = max(2, d // 32); vocab = 64
-    model = VLMConfig(VisionConfig(image_size, patch_size, 3, d, layers, h, 4 * d), TextConfig(vocab, d, layers, h, 3 * d, 2048))
+    model = VLMConfig(VisionConfig(image_size, patch_size, 3, d, layers, h, 4 * d), TextConfig(vocab, d, layers, h, 3 * d, 2048), visual_position_embedding=visual_position_embedding)
     pre = TrainConfig(steps=pre_steps, lr=pre_lr, warmup_steps=min(50, pre_steps), weight_decay=0.05, log_every=50, eval_every=max(1, pre_steps // 5), ckpt_every=max(1, pre_steps // 5)) if pre_steps else None
+    pos = TrainConfig(steps=pos_steps, lr=1e-3, warmup_steps=min(100, pos_steps // 10), weight_decay=0.05, log_every=50, eval_every=max(1, pos_steps // 10), ckpt_every=max(1, pos_steps // 10)) if pos_steps else None
     return VLMRunConfig(model, SceneConfig(image_size=image_size), TrainConfig(steps=steps, lr=lr, warmup_steps=warmup, weight_decay=0.05, log_every=50, eval_every=max(1, steps // 10), ckpt_every=max(1, steps // 10)),
-                        batch_size, n_val, n_test, questions_per_image=turns, vision_pretrain=pre)
+                        batch_size, n_val, n_test, questions_per_image=turns, vision_pretrain=pre, qtype_start={"relpos": int(relpos_start * steps)}, position_stage=pos)
 
 # %% ../nbs/03_vlm.ipynb #cef2bfee
-PRESETS = {"tiny": dict(run=dict(d=32, layers=2, steps=20, lr=3e-3, batch_size=8, n_val=60, n_test=120, image_size=32, warmup=5, turns=3, pre_steps=10), sizes=(32, 64), repeats=2),
-           "quick": dict(run=dict(d=64, layers=2, steps=1500, lr=2e-3, batch_size=32, n_val=600, n_test=3000, pre_steps=600), sizes=(32, 64, 128, 256), repeats=3),
-           "full": dict(run=dict(d=96, layers=3, steps=8000, lr=2e-3, batch_size=32, n_val=600, n_test=3000, pre_steps=1500), sizes=(32, 64, 128, 192, 256, 384), repeats=9)}
+PRESETS = {"tiny": dict(run=dict(d=32, layers=2, steps=20, lr=3e-3, batch_size=8, n_val=60, n_test=120, image_size=32, warmup=5, turns=3, pre_steps=10, pos_steps=4), sizes=(32, 64), repeats=2),
+           "quick": dict(run=dict(d=64, layers=2, steps=1500, lr=2e-3, batch_size=32, n_val=600, n_test=3000, pre_steps=600, pos_steps=500), sizes=(32, 64, 128, 256), repeats=3),
+           "full": dict(run=dict(d=96, layers=3, steps=8000, lr=2e-3, batch_size=32, n_val=600, n_test=3000, pre_steps=1500, pos_steps=5000), sizes=(32, 64, 128, 192, 256, 384), repeats=9)}
 
 # %% ../nbs/03_vlm.ipynb #f3f71384
 def run_config(preset:str, seed:int=0)->VLMRunConfig:
@@ -678,31 +698,33 @@ def run_config(preset:str, seed:int=0)->VLMRunConfig:
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {list(PRESETS)}")
     rc = _preset(**PRESETS[preset]["run"]); rc.train.seed = seed
     if rc.vision_pretrain is not None: rc.vision_pretrain.seed = seed
+    if rc.position_stage is not None: rc.position_stage.seed = seed + 1 # stage 3 draws a data stream of its own
     return rc
 
 # %% ../nbs/03_vlm.ipynb #b4a6a4b6
-def train_logged(rc:VLMRunConfig, out:Path, text_only:bool=False, progress:bool=False)->tuple: # (model, TrainResult, seconds, stage-1 TrainResult or None)
-    "`train_vlm` with resumable checkpoints in `out`; training wall-clock (both stages) is kept in a JSON beside them, so a finished run is reused."
+def train_logged(rc:VLMRunConfig, out:Path, text_only:bool=False, progress:bool=False)->tuple: # (model, TrainResult, seconds, stage-1 and stage-3 TrainResults or None)
+    "`train_vlm` with resumable checkpoints in `out`; training wall-clock (all stages) is kept in a JSON beside them, so a finished run is reused."
     name = "text_only" if text_only else "vlm"; log = out / f"train_{name}.json"
-    model, res, vres = train_vlm(rc, text_only, out / f"train_{name}.ckpt", progress)
-    secs = res.seconds + (vres.seconds if vres else 0.) + (load_json(log)["seconds"] if log.exists() else 0.)
-    save_json({"seconds": secs, "steps": res.steps, "vision_steps": vres.steps if vres else 0, "threads": torch.get_num_threads()}, log)
-    return model, res, secs, vres
+    model, res, vres, pres = train_vlm(rc, text_only, out / f"train_{name}.ckpt", progress)
+    secs = res.seconds + (vres.seconds if vres else 0.) + (pres.seconds if pres else 0.) + (load_json(log)["seconds"] if log.exists() else 0.)
+    save_json({"seconds": secs, "steps": res.steps, "vision_steps": vres.steps if vres else 0, "position_steps": pres.steps if pres else 0, "threads": torch.get_num_threads()}, log)
+    return model, res, secs, vres, pres
 
 # %% ../nbs/03_vlm.ipynb #3dbdb7dc
 @register_experiment("vlm", "Tiny LLaVA on synthetic scenes: accuracy per question type vs text-only floor, and compute/time vs number of visual tokens")
 def run_vlm(preset:str="quick", seed:int=0, out:str|Path="runs/vlm", progress:bool=False)->dict:
     "Train the VLM and its text-only floor, evaluate on the test split, account and time the cost; save `out/vlm.pt` and figures."
     out = Path(out); out.mkdir(parents=True, exist_ok=True); rc, p = run_config(preset, seed), PRESETS[preset]; tok = WordTokenizer()
-    model, res, secs, vres = train_logged(rc, out, False, progress)
-    text, tres, tsecs, _ = train_logged(rc, out, True, progress) if rc.text_only else (None, None, 0., None)
+    model, res, secs, vres, pres = train_logged(rc, out, False, progress)
+    text, tres, tsecs, *_ = train_logged(rc, out, True, progress) if rc.text_only else (None, None, 0., None)
     test = make_batch(rc.n_test, seed, "test", rc.scenes, tok); q = rc.scenes.qtypes
     acc = {"vlm": evaluate(model, _with_prompt(test, rc.model.vision_config.num_patches, tok), q), "chance": chance(q)}
     if text is not None: acc["text_only"] = evaluate(text, _with_prompt(test, 0, tok), q)
     save_vlm(model, out / "vlm.pt", scenes=asdict(rc.scenes), preset=preset, seed=seed, test_accuracy=acc["vlm"])
     r = {"preset": preset, "seed": seed, "config": asdict(rc), "env": env_info(), "params": count_parameters(model), "accuracy": acc,
          "train": {"seconds": secs, "text_only_seconds": tsecs, "history": res.history, "evals": res.evals, "text_only_history": tres.history if tres else [],
-                   "vision": {"history": vres.history, "evals": vres.evals} if vres else None},
+                   "vision": {"history": vres.history, "evals": vres.evals} if vres else None,
+                   "position": {"history": pres.history, "evals": pres.evals} if pres else None},
          "timing": time_vs_tokens(rc.model, p["sizes"], repeats=p["repeats"]), "llava7b": llava7b_projection()}
     for name, fn in (("accuracy", plot_accuracy), ("cost", plot_cost), ("time", plot_time), ("training", plot_training)):
         fig = fn(r); save_figure(fig, out / f"{name}.png"); plt.close(fig)
@@ -760,13 +782,18 @@ def headline(r:dict)->dict:
 def continue_vlm(model:TinyLlava, # a trained model (e.g. `load_vlm` of the full preset); left unchanged
                  rc:VLMRunConfig, # data, batch size, turns and weight decay of the run
                  steps:int, # further stage-2 steps
-                 visual_position_embedding:str="none", # projector option of the continued model ("none" is the control)
+                 visual_position_embedding:str|None=None, # projector option of the continued model (None: the model's own)
+                 qtypes:tuple|None=None, # question mix of the continuation and its validation (None: `rc.scenes.qtypes`)
                  lr:float=1e-3, seed:int=1, # seed of the new data stream (differs from the run's)
                  eval_every:int=0, progress:bool=False,
                 )->tuple: # (continued model in eval mode, TrainResult with validation `evals`)
-    "Continue stage 2 from a trained model, optionally with a fixed 2-D position table added to its visual tokens (the ViT stays frozen)."
-    cfg = dataclasses.replace(model.config, visual_position_embedding=visual_position_embedding)
-    m = TinyLlava(cfg); m.load_state_dict(model.state_dict()); m.vision_tower.requires_grad_(False)
+    "Continue stage 2 from a trained model (the ViT stays frozen), optionally on another question mix or with the 2-D position table switched."
+    cfg = model.config if visual_position_embedding is None else dataclasses.replace(model.config, visual_position_embedding=visual_position_embedding)
+    rc = dataclasses.replace(rc, qtype_start={}) # a continuation asks every type from its first step
+    if qtypes is not None: rc = dataclasses.replace(rc, scenes=dataclasses.replace(rc.scenes, qtypes=tuple(qtypes)))
+    m = TinyLlava(cfg); keys = m.load_state_dict(model.state_dict(), strict=False) # switching the table on or off adds or drops its gain
+    assert set(keys.missing_keys + keys.unexpected_keys) <= {"multi_modal_projector.position_gain"}, keys
+    m.vision_tower.requires_grad_(False)
     val, batch_fn = _stage2_data(rc, seed, cfg.vision_config.num_patches, WordTokenizer())
     tcfg = TrainConfig(steps=steps, lr=lr, warmup_steps=min(100, steps // 10), weight_decay=rc.train.weight_decay, eval_every=eval_every, seed=seed, progress=progress, desc="continue")
     return m.eval(), train(m, batch_fn, answer_loss, tcfg, eval_fn=lambda mm: evaluate(mm, val, rc.scenes.qtypes))
