@@ -533,16 +533,20 @@ def _stage2_data(rc:VLMRunConfig, seed:int, n_img:int, tok:WordTokenizer)->tuple
     def scenes_at(step): return dataclasses.replace(rc.scenes, qtypes=tuple(q for q in rc.scenes.qtypes if rc.qtype_start.get(q, 0) <= step))
     return val, lambda step: _with_prompt(make_batch(rc.batch_size, step_seed(seed, step), "train", scenes_at(step), tok, rc.questions_per_image), n_img, tok)
 
+def _train_questions(model:TinyLlava, rc:VLMRunConfig, tcfg:TrainConfig, seed:int, n_img:int)->TrainResult:
+    "Train `model` on `rc`'s question stream (`_stage2_data` with `seed`, `n_img` image tokens) under `tcfg`, validating on every question type."
+    val, batch_fn = _stage2_data(rc, seed, n_img, WordTokenizer())
+    return train(model, batch_fn, answer_loss, tcfg, eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
+
 # %% ../nbs/03_vlm.ipynb #ad93025d
 def _position_stage(model:TinyLlava, rc:VLMRunConfig, ckpt_path:str|Path|None, progress:bool)->TrainResult:
     "Stage 3: set the projector's position gain to `rc.position_gain`, then train on every question type with `rc.position_stage` (ViT still frozen)."
     proj = model.multi_modal_projector
     if proj.position_gain is None: raise ValueError("position_stage needs VLMConfig(visual_position_embedding='sincos2d')")
     with torch.no_grad(): proj.position_gain.fill_(rc.position_gain) # a stage-3 checkpoint, if resumed, overwrites this
-    tc = rc.position_stage
-    val, batch_fn = _stage2_data(dataclasses.replace(rc, qtype_start={}), tc.seed, model.config.vision_config.num_patches, WordTokenizer())
     ck = None if ckpt_path is None else str(Path(ckpt_path).with_name(Path(ckpt_path).stem + "_position.ckpt"))
-    return train(model, batch_fn, answer_loss, dataclasses.replace(tc, ckpt_path=ck, progress=progress, desc="position"), eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
+    tc = dataclasses.replace(rc.position_stage, ckpt_path=ck, progress=progress, desc="position")
+    return _train_questions(model, dataclasses.replace(rc, qtype_start={}), tc, tc.seed, model.config.vision_config.num_patches)
 
 # %% ../nbs/03_vlm.ipynb #7a28183b
 def train_vlm(rc:VLMRunConfig, # the run
@@ -560,9 +564,8 @@ def train_vlm(rc:VLMRunConfig, # the run
         vck = None if ckpt_path is None else Path(ckpt_path).with_name(Path(ckpt_path).stem + "_vision.ckpt")
         vres = pretrain_vision(model, rc, vck, progress)
         model.vision_tower.requires_grad_(not rc.freeze_vision)
-    val, batch_fn = _stage2_data(rc, seed, n_img, tok)
     tcfg = dataclasses.replace(rc.train, ckpt_path=None if ckpt_path is None else str(ckpt_path), progress=progress, desc="text-only" if text_only else "vlm")
-    res = train(model, batch_fn, answer_loss, tcfg, eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
+    res = _train_questions(model, rc, tcfg, seed, n_img)
     pres = None if text_only or rc.position_stage is None else _position_stage(model, rc, ckpt_path, progress)
     return model.eval(), res, vres, pres
 
@@ -794,9 +797,9 @@ def continue_vlm(model:TinyLlava, # a trained model (e.g. `load_vlm` of the full
     m = TinyLlava(cfg); keys = m.load_state_dict(model.state_dict(), strict=False) # switching the table on or off adds or drops its gain
     assert set(keys.missing_keys + keys.unexpected_keys) <= {"multi_modal_projector.position_gain"}, keys
     m.vision_tower.requires_grad_(False)
-    val, batch_fn = _stage2_data(rc, seed, cfg.vision_config.num_patches, WordTokenizer())
     tcfg = TrainConfig(steps=steps, lr=lr, warmup_steps=min(100, steps // 10), weight_decay=rc.train.weight_decay, eval_every=eval_every, seed=seed, progress=progress, desc="continue")
-    return m.eval(), train(m, batch_fn, answer_loss, tcfg, eval_fn=lambda mm: evaluate(mm, val, rc.scenes.qtypes))
+    res = _train_questions(m, rc, tcfg, seed, cfg.vision_config.num_patches)
+    return m.eval(), res
 
 # %% ../nbs/03_vlm.ipynb #6fc1ab3f
 def plot_llava7b(rows:list|None=None)->plt.Figure:
