@@ -3,10 +3,10 @@
 Run from the repo root after `python nbs/_site/build.py`:
     python nbs/_site/check_site.py            # needs the Debian package `chromium` (apt-get install -y chromium)
 Checks: every local href/src in _docs/*.html resolves and no page repeats an id (a dangling #anchor is only a warning);
-index.html and core.html load with no console errors, uncaught exceptions or failed requests; core.html has its API
-headings and anchors (seed_everything, benchmark); every <img> on both pages loaded with a non-zero size (core has >= 1
-figure); math (if any) was typeset by the vendored MathJax; search.html?q=benchmark lists >= 1 result on core.html.
-Screenshots (index, core, search) go to _docs/_check/.
+index.html, core.html and train.html load with no console errors, uncaught exceptions or failed requests; core.html
+and train.html have their API headings and anchors (seed_everything, benchmark; train); every <img> on these pages
+loaded with a non-zero size (train has >= 1 figure); math (if any) was typeset by the vendored MathJax; search.html?q=benchmark lists >= 1 result on core.html.
+Screenshots (index, core, train, search) go to _docs/_check/.
 Talks to Chromium over the DevTools protocol with a tiny stdlib websocket client (no playwright/selenium).
 Exits non-zero with a message on any failure.
 """
@@ -141,7 +141,7 @@ def check_links():
     if not bad: ok(f'{n} local links, images and scripts in {len(pages)} pages resolve' + (f' ({len(warn)} dangling anchors)' if warn else ''))
 
 def main():
-    for f in ('index.html', 'core.html', 'search.html', 'searchindex.js'):
+    for f in ('index.html', 'core.html', 'train.html', 'search.html', 'searchindex.js'):
         if not (DOCS/f).exists(): sys.exit(f'check_site.py: ERROR: {DOCS/f} missing; run `python nbs/_site/build.py` first')
     exe = next((shutil.which(c) for c in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(c)), None)
     if not exe: sys.exit('check_site.py: ERROR: chromium not found; install it with `apt-get update && apt-get install -y chromium`')
@@ -163,7 +163,8 @@ def main():
         for d in ('Page', 'Runtime', 'Log'): cdp.call(f'{d}.enable')
         cdp.call('Emulation.setDeviceMetricsOverride', width=1440, height=1000, deviceScaleFactor=1, mobile=False)
         check_page(cdp, 'index.html')
-        check_page(cdp, 'core.html', headings=('seed_everything', 'benchmark'), min_imgs=1)
+        check_page(cdp, 'core.html', headings=('seed_everything', 'benchmark'))
+        check_page(cdp, 'train.html', headings=('train',), min_imgs=1)
         errs = visit(cdp, 'search.html?q=benchmark', "document.querySelectorAll('ul.search li').length > 0 || /did not match/.test(document.body.innerText)")
         for e in errs: fail(f'search: {e}')
         hits = cdp.js("[...document.querySelectorAll('ul.search li a')].map(a => a.getAttribute('href'))")
