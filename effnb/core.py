@@ -267,6 +267,9 @@ def atomic_path(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the permissions of any file the user writes (mkstemp makes it 0600)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -394,9 +394,9 @@ class TinyLlava(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,  # (b, l) RoPE positions
         attention_mask: torch.Tensor | None = None,  # (b, l)
-        **kwargs,  # output_hidden_states, output_attentions, logits_to_keep: to the language model
+        **kwargs,
     ) -> EncoderOutput:
-        "Embed (with image features) and run the language model."
+        "Embed (with image features) and run the language model, passing it `kwargs` (e.g. `logits_to_keep`)."
         if inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("pass input_ids or inputs_embeds")

@@ -34,7 +34,7 @@ class Experiment:
     report: Callable # report(results) -> Markdown of the headline numbers
     findings: Callable # findings(results) -> {"result": str, "status": str}: the README row
     benches: dict = field(default_factory=dict) # {name: fn(quick:bool, threads:int) -> dict with "table"}
-    notebook: str = "" # the notebook that is the experiment's source, e.g. "11_ssm"
+    notebook: str = "" # the notebook that is the experiment's source, e.g. "11_ssm_experiment"
 
 # %% ../../nbs/10_experiments.ipynb #c1c18af9
 EXPERIMENT_NAMES = ("ssm", "multiscale", "vlm", "svtr") # the modules of effnb.experiments, in reading order
