@@ -114,6 +114,10 @@ def cmd_reproduce(args)->int:
     for n, p in refs.items():
         if not p.is_file(): raise UsageError(f"--compare: no results file {p} for experiment {n!r}")
     out, rows = Path(args.out), []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the output folder {out}: {e.strerror or e}") from None
     for n in names:
         print(f"effnb reproduce: {n} (preset {args.preset}) ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()

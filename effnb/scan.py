@@ -7,6 +7,7 @@ __all__ = ['FAST_SAVE_BYTES', 'selective_scan_ref', 'selective_scan', 'random_sc
            'selective_state_update']
 
 # %% ../nbs/01_scan.ipynb #612a3adc
+from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
@@ -185,10 +186,13 @@ def _scan_bwd(dT, duT, A, BT, CT, saved, gyT, g_last, T: int) -> tuple:
     X, Lam, G = (dT.new_empty(T, b, d, n) for _ in range(3))  # G: scratch for λ ⊙ Ā h_{t-1}
     if not full:
         H, dA = (dT.new_empty(T, b, d, n) for _ in range(2))
-    g_du, g_dA = torch.empty_like(dT), torch.empty_like(dT)  # (l, b, d)
-    gA = torch.zeros_like(A)
-    gB = torch.empty_like(BT) if selB else torch.zeros_like(BT)
-    gC = torch.empty_like(CT) if selC else torch.zeros_like(CT)
+    grads = _ScanGrads(
+        du=torch.empty_like(dT),  # (l, b, d)
+        dA=torch.empty_like(dT),  # (l, b, d)
+        A=torch.zeros_like(A),
+        B=torch.empty_like(BT) if selB else torch.zeros_like(BT),
+        C=torch.empty_like(CT) if selC else torch.zeros_like(CT),
+    )
     carry = g_last  # λ flowing in from the right
     for k, c0 in reversed(list(enumerate(range(0, l, T)))):
         c1 = min(l, c0 + T)
@@ -208,30 +212,38 @@ def _scan_bwd(dT, duT, A, BT, CT, saved, gyT, g_last, T: int) -> tuple:
         for i in range(t - 2, -1, -1):
             torch.addcmul(L[i], dAc[i + 1], L[i + 1], out=L[i])  # λ_t = C_t ḡ_t + Ā_{t+1} λ_{t+1}
         carry = dAc[0] * L[0]
-        _scan_bwd_grads(
-            Hc,
-            Xc,
-            L,
-            gy,
-            dT[c0:c1],
-            duT[c0:c1],
-            A,
-            BT,
-            CT,
-            c0,
-            c1,
-            g_du,
-            g_dA,
-            gA,
-            gB,
-            gC,
-            G[:t] if full else Hc,
-        )
-    return g_du, g_dA, gA, gB, gC, carry  # carry = Ā_1 λ_1 = ∂L/∂h_0
+        _scan_bwd_grads(_Chunk(c0, c1, Hc, Xc, L, gy, G[:t] if full else Hc), (dT, duT, A, BT, CT), grads)
+    return grads.du, grads.dA, grads.A, grads.B, grads.C, carry  # carry = Ā_1 λ_1 = ∂L/∂h_0
 
 # %% ../nbs/01_scan.ipynb #5850925b
-def _scan_bwd_grads(H, X, L, gy, dT, duT, A, BT, CT, c0, c1, g_du, g_dA, gA, gB, gC, G) -> None:
-    "Turn one chunk's states `H` and adjoints `L` (t, b, d, n) into gradients, in place (`G`: scratch)."
+@dataclass
+class _ScanGrads:
+    "Gradient buffers of the reverse scan, filled chunk by chunk (time-major)."
+    du: torch.Tensor  # (l, b, d): ∂L/∂(Δx)
+    dA: torch.Tensor  # (l, b, d): ∂L/∂Δ through Ā
+    A: torch.Tensor  # (d, n)
+    B: torch.Tensor  # (l, b, n) if B is selective, else (d, n)
+    C: torch.Tensor  # (l, b, n) if C is selective, else (d, n)
+
+
+@dataclass
+class _Chunk:
+    "One chunk [c0, c1) of the reverse scan: its states, discretised inputs, adjoints and output gradient."
+    c0: int
+    c1: int
+    H: torch.Tensor  # (t, b, d, n) states h_t
+    X: torch.Tensor  # (t, b, d, n) Δ B x
+    L: torch.Tensor  # (t, b, d, n) adjoints λ_t
+    gy: torch.Tensor  # (t, b, d) ∂L/∂y_t
+    G: torch.Tensor  # (t, b, d, n) scratch
+
+
+def _scan_bwd_grads(ch: _Chunk, inputs: tuple, g: _ScanGrads) -> None:
+    "Turn one chunk's states and adjoints into gradients, in place; `inputs` = (Δ, Δx, A, B, C), time-major."
+    dT, duT, A, BT, CT = inputs
+    c0, c1, H, X, L, gy = ch.c0, ch.c1, ch.H, ch.X, ch.L, ch.gy
+    dT, duT = dT[c0:c1], duT[c0:c1]
+    g_du, g_dA, gA, gB, gC = g.du, g.dA, g.A, g.B, g.C
     t, b, d, n = H.shape
     if CT.dim() == 3:
         torch.bmm(gy.reshape(t * b, 1, d), H.view(t * b, d, n), out=gC[c0:c1].view(t * b, 1, n))
@@ -247,7 +259,7 @@ def _scan_bwd_grads(H, X, L, gy, dT, duT, A, BT, CT, c0, c1, g_du, g_dA, gA, gB,
     else:
         torch.sum(L * BT, -1, out=g_du[c0:c1])  # (t, b, d)
         gB += (L * duT.unsqueeze(-1)).sum((0, 1))  # (d, n)
-    G = torch.sub(H, X, out=G).mul_(L)  # λ_t ⊙ Ā_t h_{t-1}, (t, b, d, n)
+    G = torch.sub(H, X, out=ch.G).mul_(L)  # λ_t ⊙ Ā_t h_{t-1}, (t, b, d, n)
     gA += (G * dT.unsqueeze(-1)).sum((0, 1))  # (d, n)
     torch.sum(G.mul_(A), -1, out=g_dA[c0:c1])  # (t, b, d)
 

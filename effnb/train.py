@@ -243,7 +243,7 @@ def train(
         mininterval=1.0,
     )
     for step in bar:
-        _train_step(net, model, opt, sched, batch_fn, loss_fn, cfg, step, rank, world, history, bar)
+        _train_step(_Loop(net, model, opt, sched, batch_fn, loss_fn, cfg, rank, world, history, bar), step)
         done, last = step + 1, step + 1 == cfg.steps
         if eval_fn is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or last):
             e = _evaluate(model, eval_fn, done, rank, world)
@@ -258,9 +258,27 @@ def train(
     return TrainResult(history, evals, evals[-1] if evals else {}, time.perf_counter() - t0, cfg.steps)
 
 # %% ../nbs/00a_train.ipynb #9907a54e
-def _train_step(net, model, opt, sched, batch_fn, loss_fn, cfg, step, rank, world, history, bar):
+@dataclass
+class _Loop:
+    "What one optimizer step of `train` needs."
+    net: torch.nn.Module  # the model, DDP-wrapped when distributed
+    model: torch.nn.Module  # the bare model (parameters for clipping)
+    opt: torch.optim.Optimizer
+    sched: Any  # the learning-rate schedule
+    batch_fn: Callable
+    loss_fn: Callable
+    cfg: TrainConfig
+    rank: int
+    world: int
+    history: list  # logged records, appended in place
+    bar: Any  # the progress bar
+
+
+def _train_step(run: _Loop, step: int):
     "One optimizer step; records the loss averaged over ranks every `log_every` steps."
-    loss, metrics = _unpack(loss_fn(net, shard_batch(batch_fn(step), rank, world)))
+    net, model, opt, sched, cfg, rank, world = run.net, run.model, run.opt, run.sched, run.cfg, run.rank, run.world
+    history, bar = run.history, run.bar
+    loss, metrics = _unpack(run.loss_fn(net, shard_batch(run.batch_fn(step), rank, world)))
     if not torch.isfinite(loss):
         raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
     opt.zero_grad(set_to_none=True)
