@@ -5,23 +5,23 @@
 # %% auto #0
 __all__ = ['EXPERIMENT_NAMES', 'REQUIRED_KEYS', 'Experiment', 'get_experiment', 'get_config', 't_quantile_975', 'mean_std_ci',
            'metric', 'fmt_metric', 'repo_root', 'git_state', 'run_meta', 'results_dir', 'results_path', 'check_results',
-           'save_results', 'load_results', 'set_plot_style', 'save_figure', 'headline_table', 'execute', 'compare',
-           'compare_table', 'findings_table']
+           'save_results', 'load_results', 'describe_results', 'set_plot_style', 'save_figure', 'headline_table',
+           'execute', 'compare', 'compare_table', 'findings_table']
 
-# %% ../../nbs/10_experiments.ipynb #c4400846
+# %% ../../nbs/10_experiments.ipynb #bc5916ab
 import os, json, math, subprocess, importlib, dataclasses, copy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-# %% ../../nbs/10_experiments.ipynb #d7fe1b51
+# %% ../../nbs/10_experiments.ipynb #11ac2d2b
 import numpy as np
 import torch
 import effnb
 from ..core import env_info, save_json, load_json, atomic_path, to_jsonable
 
-# %% ../../nbs/10_experiments.ipynb #bc2a157a
+# %% ../../nbs/10_experiments.ipynb #571a8751
 @dataclass(frozen=True)
 class Experiment:
     "An experiment: its config class, presets and the four functions the notebook, the CLI and the tests share."
@@ -36,7 +36,7 @@ class Experiment:
     benches: dict = field(default_factory=dict) # {name: fn(quick:bool, threads:int) -> dict with "table"}
     notebook: str = "" # the notebook that is the experiment's source, e.g. "11_ssm_experiment"
 
-# %% ../../nbs/10_experiments.ipynb #b465bcfb
+# %% ../../nbs/10_experiments.ipynb #4bb8ad95
 EXPERIMENT_NAMES = ("ssm", "multiscale", "vlm", "svtr") # the modules of effnb.experiments, in reading order
 
 def get_experiment(name:str|Experiment, # a name in `EXPERIMENT_NAMES`, a module path (`my.exp`) or an `Experiment`
@@ -52,7 +52,7 @@ def get_experiment(name:str|Experiment, # a name in `EXPERIMENT_NAMES`, a module
     if not isinstance(exp, Experiment): raise ValueError(f"module {mod_name!r} has no `EXPERIMENT` of type Experiment")
     return exp
 
-# %% ../../nbs/10_experiments.ipynb #48ad4cf8
+# %% ../../nbs/10_experiments.ipynb #db1d39fe
 def get_config(exp:Experiment, # the experiment
                cfg:str|Any="quick", # a preset name or a config instance
                seed:int|None=None, # replaces the config's base seed when given
@@ -70,7 +70,7 @@ def get_config(exp:Experiment, # the experiment
         cfg = dataclasses.replace(cfg, seed=seed)
     return cfg
 
-# %% ../../nbs/10_experiments.ipynb #74e8c6bd
+# %% ../../nbs/10_experiments.ipynb #56b22763
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
@@ -81,7 +81,7 @@ def t_quantile_975(df:int)->float:
     z = 1.959964
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
-# %% ../../nbs/10_experiments.ipynb #0c86cf1d
+# %% ../../nbs/10_experiments.ipynb #54edafdc
 def mean_std_ci(values, # per-seed values
                )->tuple: # (mean, sample std or None, ci low or None, ci high or None)
     "Mean, sample standard deviation (ddof=1) and the 95 % t interval of the mean."
@@ -94,7 +94,7 @@ def mean_std_ci(values, # per-seed values
     h = t_quantile_975(v.size - 1) * s / math.sqrt(v.size)
     return m, s, m - h, m + h
 
-# %% ../../nbs/10_experiments.ipynb #43406e33
+# %% ../../nbs/10_experiments.ipynb #961e1b54
 def metric(values, # per-seed values (one value for a single measurement)
            unit:str="%", # shown after the number; "%" values are fractions shown x100
            label:str="", # what the number is, for tables
@@ -107,7 +107,7 @@ def metric(values, # per-seed values (one value for a single measurement)
     return dict(values=vals, mean=m, std=s, ci95=None if lo is None else [lo, hi], n=len(vals),
                 unit=unit, label=label, higher=higher, tol=tol)
 
-# %% ../../nbs/10_experiments.ipynb #4765f5fe
+# %% ../../nbs/10_experiments.ipynb #0ed5fe59
 def fmt_metric(m:dict, # from `metric`
                digits:int=1, # decimals
               )->str:
@@ -118,7 +118,7 @@ def fmt_metric(m:dict, # from `metric`
     if m["std"] is None: return f"{f(m['mean'])}{u}"
     return f"{f(m['mean'])} ± {f(m['std'])}{u} [{f(m['ci95'][0])}, {f(m['ci95'][1])}]"
 
-# %% ../../nbs/10_experiments.ipynb #8b9cd758
+# %% ../../nbs/10_experiments.ipynb #df15ba51
 def repo_root()->Path|None:
     "The effnb repository this package was installed from (editable installs), or None."
     root = Path(effnb.__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def git_state(root:Path|None=None)->dict:
     except (OSError, subprocess.SubprocessError): return dict(commit=None, dirty=None)
     return dict(commit=commit, dirty=None if status is None else bool(status))
 
-# %% ../../nbs/10_experiments.ipynb #8061c18c
+# %% ../../nbs/10_experiments.ipynb #0e313670
 def run_meta(cfg, # the config that was run (a dataclass with `preset` and `seed`)
              seconds:float, # wall-clock of the whole run
              seeds:list|None=None, # the seeds of the individual runs
@@ -151,7 +151,7 @@ def run_meta(cfg, # the config that was run (a dataclass with `preset` and `seed
                 cpu_count=env["cpu_count"], platform=env["platform"], cuda_devices=env["cuda_devices"],
                 load_avg=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
 
-# %% ../../nbs/10_experiments.ipynb #1b5abece
+# %% ../../nbs/10_experiments.ipynb #9618ef06
 def results_dir()->Path:
     "The folder of committed results: `$EFFNB_RESULTS`, else `nbs/results` of this repository."
     if os.environ.get("EFFNB_RESULTS"): return Path(os.environ["EFFNB_RESULTS"])
@@ -163,7 +163,7 @@ def results_dir()->Path:
 
 def results_path(name:str)->Path: return results_dir() / name / "results.json"
 
-# %% ../../nbs/10_experiments.ipynb #7535a9df
+# %% ../../nbs/10_experiments.ipynb #3e9c4bc9
 REQUIRED_KEYS = ("meta", "config", "headline")
 
 def check_results(res:dict, # results returned by an experiment's `run`
@@ -178,7 +178,7 @@ def check_results(res:dict, # results returned by an experiment's `run`
             raise ValueError(f"{name}: headline entry {k!r} is not a `metric(...)` dict")
     return res
 
-# %% ../../nbs/10_experiments.ipynb #059d8ec2
+# %% ../../nbs/10_experiments.ipynb #f8117944
 def save_results(res:dict, # results of `run`
                  path:str|Path, # destination .json
                 )->Path:
@@ -197,7 +197,28 @@ def load_results(name:str, # experiment name
     except json.JSONDecodeError as e: raise ValueError(f"{p} is not valid JSON ({e}); rerun the experiment") from e
     return check_results(res, str(p))
 
-# %% ../../nbs/10_experiments.ipynb #1b4faf4a
+# %% ../../nbs/10_experiments.ipynb #b18a7b34
+def describe_results(res:dict, # loaded results
+                    )->str: # Markdown
+    "One paragraph of provenance: preset, seeds, commit, threads, machine, load and wall-clock, with warnings."
+    m = res["meta"]
+    commit = (m.get("git") or {}).get("commit") or "unknown"
+    dirty = " (with uncommitted changes)" if (m.get("git") or {}).get("dirty") else ""
+    th = f"{m['threads']} torch thread{'s' if m['threads'] != 1 else ''}"
+    wall = f"{m['seconds']:.0f} s" if m["seconds"] < 120 else f"{m['seconds'] / 60:.1f} min"
+    text = (f"Preset **{m['preset']}**, seeds {m['seeds']}, commit `{commit[:7]}`{dirty}; {th} on a "
+            f"{m['cpu_count']}-core {m['processor'] or m['platform']}; {wall} in all.")
+    load = (m.get("load_avg") or [None])[0]
+    if load is not None and m.get("cpu_count") and load > 0.75 * m["cpu_count"]:
+        text += (f"\n\n> **Busy machine.** The 1-minute load average was {load:.1f} on {m['cpu_count']} cores when the "
+                 "run ended: other work shared the CPU, so absolute timings are slower and noisier than on an idle "
+                 "machine; ratios measured side by side (interleaved) are less affected.")
+    if m["preset"] != "full":
+        text += (f"\n\n> **Not the full preset.** These are the `{m['preset']}` preset's results (smaller models, "
+                 "budgets or test sets); they can differ from the full preset's, even in direction.")
+    return text
+
+# %% ../../nbs/10_experiments.ipynb #9ee96f0c
 def set_plot_style():
     "The seaborn style of every effnb figure (matplotlib and seaborn are imported here, not by the library)."
     import matplotlib.pyplot as plt
@@ -213,7 +234,7 @@ def save_figure(fig, # a matplotlib Figure
     with atomic_path(path) as tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     return Path(path)
 
-# %% ../../nbs/10_experiments.ipynb #04f96118
+# %% ../../nbs/10_experiments.ipynb #54418561
 def headline_table(res:dict, # results with a "headline"
                    keys:list|None=None, # which entries (default: all)
                   )->str:
@@ -224,7 +245,7 @@ def headline_table(res:dict, # results with a "headline"
         rows.append(f"| {m.get('label') or k} | {fmt_metric(m)} | {m['n']} |")
     return "\n".join(rows)
 
-# %% ../../nbs/10_experiments.ipynb #1b8805e6
+# %% ../../nbs/10_experiments.ipynb #96f3c68c
 def execute(name:str|Experiment, # experiment name or object
             cfg:str|Any="quick", # preset name or config
             out:str|Path="runs", # results go to OUT/NAME/: results.json, report.md, figures
@@ -245,7 +266,7 @@ def execute(name:str|Experiment, # experiment name or object
         for fig in exp.plot(res, d).values(): plt.close(fig)
     return res
 
-# %% ../../nbs/10_experiments.ipynb #1cf47584
+# %% ../../nbs/10_experiments.ipynb #5f0e068a
 def compare(fresh:dict, # results of a new run
             committed:dict, # results to compare against (e.g. the committed full preset)
            )->list: # one dict per headline metric
@@ -265,7 +286,7 @@ def compare(fresh:dict, # results of a new run
                          unit=c["unit"], label=c.get("label") or k))
     return rows
 
-# %% ../../nbs/10_experiments.ipynb #b0cea577
+# %% ../../nbs/10_experiments.ipynb #743c9467
 def compare_table(rows:list, # from `compare`
                   fresh_preset:str="", committed_preset:str="", # for the header
                  )->str:
@@ -280,7 +301,7 @@ def compare_table(rows:list, # from `compare`
                        f"| {fmt(r, r['spread'])} | {verdict[r['within']]} |")
     return "\n".join(rows_md)
 
-# %% ../../nbs/10_experiments.ipynb #cc245091
+# %% ../../nbs/10_experiments.ipynb #90ffba20
 def findings_table(names:tuple=EXPERIMENT_NAMES, # experiments, in order
                    root:str|Path|None=None, # a results folder (default: `results_dir()`)
                   )->str:

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['PRESETS', 'EXPERIMENT', 'SVTRConfig', 'get_vlm', 'tiny_vision', 'question_query', 'reduced_inputs', 'answer_outputs',
            'fastv_outputs', 'fidelity', 'evaluate_reducers', 'aggregate', 'time_prefill', 'time_scoring',
-           'token_saliency', 'train_scorer', 'run', 'headline', 'markdown_table', 'qtype_table', 'timing_table',
-           'scoring_table', 'report', 'findings', 'plot_accuracy', 'plot_fidelity', 'plot_cost', 'plot_kept', 'plot']
+           'token_saliency', 'train_scorer', 'run', 'markdown_table', 'qtype_table', 'timing_table', 'scoring_table',
+           'report', 'findings', 'plot_budget_accuracy', 'plot_fidelity', 'plot_budget_cost', 'plot_kept', 'plot']
 
 # %% ../../nbs/14_svtr_experiment.ipynb #21d81b83
 import time
@@ -496,7 +496,7 @@ def run(
         "scorer": sstats,
         "kept": _kept_patches(model, scenes, budget(n, 1 / 9), cfg),
     }
-    r["headline"] = headline(r)
+    r["headline"] = _headline(r)
     r["meta"] = run_meta(cfg, time.time() - t0, seeds=[cfg.seed, *cfg.random_seeds])
     return r
 
@@ -515,7 +515,7 @@ def _agg(r: dict, method: str, ratio: float | None = None) -> dict | None:
     return None
 
 # %% ../../nbs/14_svtr_experiment.ipynb #253b408a
-def headline(r: dict) -> dict:  # {key: `metric`}
+def _headline(r: dict) -> dict:  # {key: `metric`}
     "Headline `metric`s: accuracies at 1/9; SVTR's share of full accuracy and the prefill time at 25 %."
     n = r["n"]
     full = _agg(r, "full")["acc"]
@@ -688,7 +688,7 @@ _STYLE = {  # method: (legend label, matplotlib format)
 }
 
 # %% ../../nbs/14_svtr_experiment.ipynb #a9d63ae6
-def plot_accuracy(
+def plot_budget_accuracy(
     r: dict,  # results of `run`
     methods: tuple | None = None,  # curves (default: every method present)
 ):  # matplotlib Figure
@@ -743,7 +743,7 @@ def plot_fidelity(
     return fig
 
 # %% ../../nbs/14_svtr_experiment.ipynb #36157403
-def plot_cost(r: dict):  # matplotlib Figure
+def plot_budget_cost(r: dict):  # matplotlib Figure
     "Measured median LM prefill time and analytic FLOPs (tiny model, LLaVA-1.5-7B), relative to all tokens."
     import matplotlib.pyplot as plt
 
@@ -821,9 +821,9 @@ def plot(
 ) -> dict:  # {name: matplotlib Figure}
     "The experiment's four figures: accuracy, fidelity, cost and kept patches."
     figs = {
-        "accuracy": plot_accuracy(r),
+        "accuracy": plot_budget_accuracy(r),
         "fidelity": plot_fidelity(r),
-        "cost": plot_cost(r),
+        "cost": plot_budget_cost(r),
         "kept": plot_kept(r),
     }
     if out is not None:

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'LLAVA_N_VISUAL', 'GOAL_ACC', 'FIGURES', 'EXPERIMENT', 'VLMExperimentConfig', 'run_config', 'train_seed',
-           'probe_positions', 'time_vs_tokens', 'run', 'headline', 'accuracy_table', 'training_table', 'probe_table',
-           'cost_table', 'slope_table', 'llava7b_table', 'report', 'findings', 'plot_accuracy', 'plot_training',
+           'probe_positions', 'time_vs_tokens', 'run', 'qtype_accuracy_table', 'training_table', 'probe_table',
+           'token_cost_table', 'slope_table', 'llava7b_table', 'report', 'findings', 'plot_accuracy', 'plot_training',
            'plot_cost', 'plot_time', 'plot_llava7b', 'show_batch', 'plot']
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0004
@@ -254,12 +254,12 @@ def run(
         llava7b=llava7b_projection(LLAVA_N_VISUAL),
         llava7b_576=vlm_macs(LLAVA_7B, 64, "swiglu"),
     )
-    res["headline"] = headline(res)
+    res["headline"] = _headline(res)
     res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds)
     return res
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0031
-def headline(res: dict) -> dict:
+def _headline(res: dict) -> dict:
     "The headline metrics of `run`'s results (accuracy per seed; cost measured once)."
     acc = lambda k, key="acc": [r["accuracy"][k][key] for r in res["runs"] if k in r["accuracy"]]
     t = {x["n_visual"]: x for x in res["timing"]}
@@ -298,7 +298,7 @@ def _pct(vals: list) -> str:
     return f"{m:.1f}" if len(vals) == 1 else f"{m:.1f} ± {100 * np.std(vals, ddof=1):.1f}"
 
 
-def accuracy_table(res: dict) -> str:
+def qtype_accuracy_table(res: dict) -> str:
     "Markdown: test accuracy (%) per question type of the VLM, after stage 2, text-only floor and chance."
     q = res["runs"][0]["accuracy"]["chance"]
     keys = [k for k in q if k != "acc"]
@@ -347,7 +347,7 @@ def probe_table(res: dict) -> str:
     return "\n".join(rows)
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0039
-def cost_table(res: dict) -> str:
+def token_cost_table(res: dict) -> str:
     "Markdown: analytic MACs and measured time per component against the number of visual tokens (batch 1)."
     rows = [
         "| image px | visual tokens | vision MMAC | projector MMAC | LM prefill MMAC | visual share of prefill "
@@ -413,9 +413,9 @@ def report(res: dict) -> str:
         head,
         headline_table(res),
         "Test accuracy (%) per question type:",
-        accuracy_table(res),
+        qtype_accuracy_table(res),
         "Cost against visual tokens (batch 1):",
-        cost_table(res),
+        token_cost_table(res),
         "LLaVA-1.5-7B:",
         llava7b_table(res),
     ]
