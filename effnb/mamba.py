@@ -214,6 +214,15 @@ class MambaBlock(nn.Module):
         residual = hidden_states.float() if self.residual_in_fp32 else hidden_states
         return (residual + self.mixer(self.norm(hidden_states), cache)).to(hidden_states.dtype)
 
+# %% ../nbs/01a_mamba.ipynb #1797900f
+def _check_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    "Raise a `ValueError` unless `input_ids` is an integer tensor with every id in [0, vocab_size)."
+    if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point() or input_ids.is_complex():
+        raise ValueError(f"input_ids must be an integer tensor (b, l), got {getattr(input_ids, 'dtype', type(input_ids))}")
+    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        raise ValueError(f"input_ids must lie in [0, vocab_size={vocab_size}), got ids from {lo} to {hi}")
+
 # %% ../nbs/01a_mamba.ipynb #0403ddac
 class MambaModel(nn.Module):
     "Embedding, `n_layer` residual blocks and a final RMSNorm: ids (b, l) -> hidden states (b, l, d_model)."
@@ -234,6 +243,7 @@ class MambaModel(nn.Module):
     ) -> torch.Tensor:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids (b, l) or inputs_embeds (b, l, d_model)")
+        if input_ids is not None: _check_ids(input_ids, self.config.vocab_size)
         h = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # (b, l, d_model)
         for layer in self.layers:
             h = layer(h, cache)

@@ -39,6 +39,12 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
         raise ValueError(f"u must be a floating-point tensor, got {dtype}")
     return torch.float32 if dtype in _HALF else dtype
 
+# %% ../nbs/01_scan.ipynb #33f89dde
+def _u_is_odd_one(u, delta, A) -> bool:
+    "Whether `delta` (b, d, l) and `A` (d, n) agree on d and `u` does not."
+    ok = all(isinstance(t, torch.Tensor) for t in (delta, A)) and delta.dim() == 3 and A.dim() == 2
+    return ok and delta.shape[1] == A.shape[0] != u.shape[1]
+
 # %% ../nbs/01_scan.ipynb #cc267bc6
 def _check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, initial_state=None) -> tuple:
     "Validate `selective_scan` arguments; return (b, d, l, n)."
@@ -50,6 +56,10 @@ def _check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, initi
         getattr(u, "device", None),
     )
     b, d, l = u.shape
+    if _u_is_odd_one(u, delta, A):  # delta and A agree on d, u does not: blame u, not delta
+        hint = ": it looks like (b, l, d); pass u.transpose(1, 2)" if u.transpose(1, 2).shape == delta.shape else ""
+        raise ValueError(f"u has shape {tuple(u.shape)}, expected {tuple(delta.shape)} = (b, d, l) like delta, "
+                         f"with d = {A.shape[0]} from A{hint}")
     act = (u.dtype,)
     par = (u.dtype, torch.float32)
     dev = u.device

@@ -981,11 +981,18 @@ def findings(
         if k in h
     ]
     if sp:
-        parts.append("scan speed-up over a per-step loop " + ", ".join(f"{k[5:-10]} {f(k)}" for k in sp))
+        shape = h[sp[0]]["label"].rsplit("= ", 1)[-1]
+        speed = ", ".join(f"{k[5:-10].replace('_', ' ')} {f(k)}" for k in sp)
+        parts.append(f"scan speed-up over a per-step loop at (b, d, n, l) = {shape}: {speed}")
     if "layer_attention_over_mamba" in h:
-        parts.append(f"attention / Mamba layer time {f('layer_attention_over_mamba')}")
-    met = [v for k, v in res["scan"]["targets"]["met"].items() if k.startswith("native_") and v is not None]
-    status = "not resolved" if not met else "met" if all(met) else "missed"
+        at = h["layer_attention_over_mamba"]["label"].rsplit(", ", 1)[-1]
+        parts.append(f"attention / Mamba layer time {f('layer_attention_over_mamba')} at {at}")
+    goals = res["scan"]["targets"]["met"]
+    met = [v for k, v in goals.items() if k.startswith("native_") and v is not None]
+    status = "not resolved" if not met else "scan goals met (native kernel)" if all(met) else "missed"
+    missed = [k for k, v in goals.items() if v is False and not k.startswith("native_")]
+    if missed:
+        parts.append("goals missed by the pure-PyTorch paths: " + ", ".join(missed))
     return dict(result="; ".join(parts) + ".", status=status)
 
 # %% ../../nbs/11_ssm_experiment.ipynb #8b3f22d4
