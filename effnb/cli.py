@@ -129,6 +129,10 @@ def cmd_reproduce(args)->int:
             status, body, res = "failed", f"`{type(e).__name__}: {e}`", None
         if res is not None and n in refs:
             ref = load_results(n, refs[n])
+            if ref["meta"]["preset"] != args.preset:
+                body += (f"\n\nNote: the reference is the `{ref['meta']['preset']}` preset's results and this run the "
+                         f"`{args.preset}` preset's: differences are expected; metrics measured in another setting "
+                         "get no verdict (n/a).")
             body += "\n\n" + compare_table(compare(res, ref), args.preset, ref["meta"]["preset"])
         rows.append(dict(name=n, status=status, seconds=time.perf_counter() - t0, body=body))
         print(f"{n}: {status} in {rows[-1]['seconds']:.1f} s -> {out / n}", file=sys.stderr)

@@ -8,20 +8,20 @@ __all__ = ['EXPERIMENT_NAMES', 'REQUIRED_KEYS', 'Experiment', 'get_experiment', 
            'save_results', 'load_results', 'describe_results', 'set_plot_style', 'save_figure', 'headline_table',
            'execute', 'compare', 'compare_table', 'findings_table']
 
-# %% ../../nbs/10_experiments.ipynb #459594fc
+# %% ../../nbs/10_experiments.ipynb #dd576f96
 import os, json, math, subprocess, importlib, dataclasses, copy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-# %% ../../nbs/10_experiments.ipynb #d06a7057
+# %% ../../nbs/10_experiments.ipynb #520d90b5
 import numpy as np
 import torch
 import effnb
 from ..core import env_info, save_json, load_json, atomic_path, to_jsonable
 
-# %% ../../nbs/10_experiments.ipynb #f5c58be6
+# %% ../../nbs/10_experiments.ipynb #ab20ef97
 @dataclass(frozen=True)
 class Experiment:
     "An experiment: its config class, presets and the four functions the notebook, the CLI and the tests share."
@@ -36,7 +36,7 @@ class Experiment:
     benches: dict = field(default_factory=dict) # {name: fn(quick:bool, threads:int) -> dict with "table"}
     notebook: str = "" # the notebook that is the experiment's source, e.g. "11_ssm_experiment"
 
-# %% ../../nbs/10_experiments.ipynb #44333705
+# %% ../../nbs/10_experiments.ipynb #86bb6f8a
 EXPERIMENT_NAMES = ("ssm", "multiscale", "vlm", "svtr") # the modules of effnb.experiments, in reading order
 
 def get_experiment(name:str|Experiment, # a name in `EXPERIMENT_NAMES`, a module path (`my.exp`) or an `Experiment`
@@ -52,7 +52,7 @@ def get_experiment(name:str|Experiment, # a name in `EXPERIMENT_NAMES`, a module
     if not isinstance(exp, Experiment): raise ValueError(f"module {mod_name!r} has no `EXPERIMENT` of type Experiment")
     return exp
 
-# %% ../../nbs/10_experiments.ipynb #4fdf9a68
+# %% ../../nbs/10_experiments.ipynb #d2f9bb64
 def get_config(exp:Experiment, # the experiment
                cfg:str|Any="quick", # a preset name or a config instance
                seed:int|None=None, # replaces the config's base seed when given
@@ -70,7 +70,7 @@ def get_config(exp:Experiment, # the experiment
         cfg = dataclasses.replace(cfg, seed=seed)
     return cfg
 
-# %% ../../nbs/10_experiments.ipynb #2588e12b
+# %% ../../nbs/10_experiments.ipynb #221bcf61
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
@@ -81,7 +81,7 @@ def t_quantile_975(df:int)->float:
     z = 1.959964
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
-# %% ../../nbs/10_experiments.ipynb #9dd95659
+# %% ../../nbs/10_experiments.ipynb #114a5dd1
 def mean_std_ci(values, # per-seed values
                )->tuple: # (mean, sample std or None, ci low or None, ci high or None)
     "Mean, sample standard deviation (ddof=1) and the 95 % t interval of the mean."
@@ -94,7 +94,7 @@ def mean_std_ci(values, # per-seed values
     h = t_quantile_975(v.size - 1) * s / math.sqrt(v.size)
     return m, s, m - h, m + h
 
-# %% ../../nbs/10_experiments.ipynb #e74e6c07
+# %% ../../nbs/10_experiments.ipynb #e5316ccd
 def metric(values, # per-seed values (one value for a single measurement)
            unit:str="%", # shown after the number; "%" values are fractions shown x100
            label:str="", # what the number is, for tables
@@ -107,7 +107,7 @@ def metric(values, # per-seed values (one value for a single measurement)
     return dict(values=vals, mean=m, std=s, ci95=None if lo is None else [lo, hi], n=len(vals),
                 unit=unit, label=label, higher=higher, tol=tol)
 
-# %% ../../nbs/10_experiments.ipynb #4409f373
+# %% ../../nbs/10_experiments.ipynb #acd90f42
 def fmt_metric(m:dict, # from `metric`
                digits:int=1, # decimals
               )->str:
@@ -118,7 +118,7 @@ def fmt_metric(m:dict, # from `metric`
     if m["std"] is None: return f"{f(m['mean'])}{u}"
     return f"{f(m['mean'])} ± {f(m['std'])}{u} [{f(m['ci95'][0])}, {f(m['ci95'][1])}]"
 
-# %% ../../nbs/10_experiments.ipynb #769d5784
+# %% ../../nbs/10_experiments.ipynb #7071492c
 def repo_root()->Path|None:
     "The effnb repository this package was installed from (editable installs), or None."
     root = Path(effnb.__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def git_state(root:Path|None=None)->dict:
     except (OSError, subprocess.SubprocessError): return dict(commit=None, dirty=None)
     return dict(commit=commit, dirty=None if status is None else bool(status))
 
-# %% ../../nbs/10_experiments.ipynb #e37d0a98
+# %% ../../nbs/10_experiments.ipynb #f2a194e6
 def run_meta(cfg, # the config that was run (a dataclass with `preset` and `seed`)
              seconds:float, # wall-clock of the whole run
              seeds:list|None=None, # the seeds of the individual runs
@@ -151,7 +151,7 @@ def run_meta(cfg, # the config that was run (a dataclass with `preset` and `seed
                 cpu_count=env["cpu_count"], platform=env["platform"], cuda_devices=env["cuda_devices"],
                 load_avg=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
 
-# %% ../../nbs/10_experiments.ipynb #aa7d1372
+# %% ../../nbs/10_experiments.ipynb #b9b2aa2e
 def results_dir()->Path:
     "The folder of committed results: `$EFFNB_RESULTS`, else `nbs/results` of this repository."
     if os.environ.get("EFFNB_RESULTS"): return Path(os.environ["EFFNB_RESULTS"])
@@ -163,7 +163,7 @@ def results_dir()->Path:
 
 def results_path(name:str)->Path: return results_dir() / name / "results.json"
 
-# %% ../../nbs/10_experiments.ipynb #faf81ff6
+# %% ../../nbs/10_experiments.ipynb #58b8df89
 REQUIRED_KEYS = ("meta", "config", "headline")
 
 def check_results(res:dict, # results returned by an experiment's `run`
@@ -178,7 +178,7 @@ def check_results(res:dict, # results returned by an experiment's `run`
             raise ValueError(f"{name}: headline entry {k!r} is not a `metric(...)` dict")
     return res
 
-# %% ../../nbs/10_experiments.ipynb #9cda6eea
+# %% ../../nbs/10_experiments.ipynb #a9e46787
 def save_results(res:dict, # results of `run`
                  path:str|Path, # destination .json
                 )->Path:
@@ -197,7 +197,7 @@ def load_results(name:str, # experiment name
     except json.JSONDecodeError as e: raise ValueError(f"{p} is not valid JSON ({e}); rerun the experiment") from e
     return check_results(res, str(p))
 
-# %% ../../nbs/10_experiments.ipynb #1fa1b653
+# %% ../../nbs/10_experiments.ipynb #86452407
 def describe_results(res:dict, # loaded results
                     )->str: # Markdown
     "One paragraph of provenance: preset, seeds, commit, threads, machine, load and wall-clock, with warnings."
@@ -218,7 +218,7 @@ def describe_results(res:dict, # loaded results
                  "budgets or test sets); they can differ from the full preset's, even in direction.")
     return text
 
-# %% ../../nbs/10_experiments.ipynb #d6c73d22
+# %% ../../nbs/10_experiments.ipynb #f9add913
 def set_plot_style():
     "The seaborn style of every effnb figure (matplotlib and seaborn are imported here, not by the library)."
     import matplotlib.pyplot as plt
@@ -234,7 +234,7 @@ def save_figure(fig, # a matplotlib Figure
     with atomic_path(path) as tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     return Path(path)
 
-# %% ../../nbs/10_experiments.ipynb #c5376d45
+# %% ../../nbs/10_experiments.ipynb #8bfacd8f
 def headline_table(res:dict, # results with a "headline"
                    keys:list|None=None, # which entries (default: all)
                   )->str:
@@ -245,7 +245,7 @@ def headline_table(res:dict, # results with a "headline"
         rows.append(f"| {m.get('label') or k} | {fmt_metric(m)} | {m['n']} |")
     return "\n".join(rows)
 
-# %% ../../nbs/10_experiments.ipynb #798cf076
+# %% ../../nbs/10_experiments.ipynb #36591113
 def execute(name:str|Experiment, # experiment name or object
             cfg:str|Any="quick", # preset name or config
             out:str|Path="runs", # results go to OUT/NAME/: results.json, report.md, figures
@@ -266,7 +266,7 @@ def execute(name:str|Experiment, # experiment name or object
         for fig in exp.plot(res, d).values(): plt.close(fig)
     return res
 
-# %% ../../nbs/10_experiments.ipynb #0be6736c
+# %% ../../nbs/10_experiments.ipynb #29fe7121
 def compare(fresh:dict, # results of a new run
             committed:dict, # results to compare against (e.g. the committed full preset)
            )->list: # one dict per headline metric
@@ -282,11 +282,12 @@ def compare(fresh:dict, # results of a new run
         spread = 2 * max(stds) if stds else c.get("tol")
         diff = f["mean"] - c["mean"]
         within = None if spread is None else bool(abs(diff) <= spread + 1e-12)
+        if f.get("label") != c.get("label"): within = None  # measured in another setting (shape, length): no verdict
         rows.append(dict(metric=k, fresh=f["mean"], committed=c["mean"], diff=diff, spread=spread, within=within,
                          unit=c["unit"], label=c.get("label") or k))
     return rows
 
-# %% ../../nbs/10_experiments.ipynb #0ffdaa6d
+# %% ../../nbs/10_experiments.ipynb #124b935e
 def compare_table(rows:list, # from `compare`
                   fresh_preset:str="", committed_preset:str="", # for the header
                  )->str:
@@ -301,7 +302,7 @@ def compare_table(rows:list, # from `compare`
                        f"| {fmt(r, r['spread'])} | {verdict[r['within']]} |")
     return "\n".join(rows_md)
 
-# %% ../../nbs/10_experiments.ipynb #7d3b2732
+# %% ../../nbs/10_experiments.ipynb #f96d3344
 def findings_table(names:tuple=EXPERIMENT_NAMES, # experiments, in order
                    root:str|Path|None=None, # a results folder (default: `results_dir()`)
                   )->str:

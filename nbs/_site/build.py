@@ -206,6 +206,7 @@ def check_title_cell(f):
 def build_src(base):
     shutil.rmtree(SRC, ignore_errors=True); SRC.mkdir(parents=True)
     for p in PROC.rglob('*'):                                           # images and other files the notebooks reference
+        if p.relative_to(PROC).parts[0] == 'results': continue            # committed results: data, not pages
         if p.is_file() and p.suffix != '.ipynb' and p.name not in ('_quarto.yml', 'nbdev.yml', 'sidebar.yml', 'styles.css'):
             (SRC/p.relative_to(PROC)).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(p, SRC/p.relative_to(PROC))
     entries = sidebar_pages()
