@@ -81,6 +81,26 @@ def _check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, initi
         _check("initial_state", initial_state, (b, d, n), par, dev)
     return b, d, l, n
 
+# %% ../nbs/01_scan.ipynb #ef0f3107
+def _prologue(u, delta, A, B, C, delta_bias, delta_softplus) -> tuple:
+    "Cast to the compute dtype, add the Δ bias, apply softplus: (u, Δ, A, B, C) as every backend takes them."
+    ct = _compute_dtype(u.dtype)
+    u, delta, A, B, C = (t.to(ct) for t in (u, delta, A, B, C))
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(ct)[:, None]  # (b, d, l)
+    if delta_softplus:
+        delta = F.softplus(delta)  # Δ > 0
+    return u, delta, A, B, C
+
+
+def _epilogue(y: torch.Tensor, u: torch.Tensor, D, z) -> torch.Tensor:
+    "The skip `y + D u` and the gate `y · silu(z)`, in the compute dtype of `y`."
+    if D is not None:
+        y = y + D.to(y.dtype)[:, None] * u  # skip
+    if z is not None:
+        y = y * F.silu(z.to(y.dtype))  # gate
+    return y
+
 # %% ../nbs/01_scan.ipynb #004523bb
 def selective_scan_ref(
     u: torch.Tensor,  # (b, d, l) input x
@@ -96,13 +116,8 @@ def selective_scan_ref(
     initial_state: torch.Tensor | None = None,  # (b, d, n) h_0, the state before step 1 (default zeros)
 ):  # y (b, d, l) in u's dtype, or (y, last_state)
     "Sequential selective scan, one step per iteration (Mamba Eq. 2, Alg. 2)."
-    dtype = u.dtype
-    ct = _compute_dtype(dtype)
-    u, delta, A, B, C = (t.to(ct) for t in (u, delta, A, B, C))
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(ct)[:, None]  # (b, d, l)
-    if delta_softplus:
-        delta = F.softplus(delta)  # Δ > 0
+    dtype, ct = u.dtype, _compute_dtype(u.dtype)
+    u, delta, A, B, C = _prologue(u, delta, A, B, C, delta_bias, delta_softplus)
     b, d, l = u.shape
     n = A.shape[1]
     Bs = B.unbind(-1) if B.dim() == 3 else [B] * l  # each (b, n) or (d, n)
@@ -117,11 +132,7 @@ def selective_scan_ref(
         h = A_bar * h + Bx_bar  # (b, d, n)  h_t = Ā h_{t-1} + B̄ x_t (Eq. 2a)
         ys.append((h * C_t).sum(-1))  # (b, d)     y_t = C_t h_t (Eq. 2b)
     y = torch.stack(ys, -1) if ys else u.new_zeros(b, d, 0)  # (b, d, l)
-    if D is not None:
-        y = y + D.to(ct)[:, None] * u  # skip
-    if z is not None:
-        y = y * F.silu(z.to(ct))  # gate
-    y = y.to(dtype)
+    y = _epilogue(y, u, D, z).to(dtype)
     return (y, h) if return_last_state else y
 
 # %% ../nbs/01_scan.ipynb #5a8c3307
@@ -711,21 +722,13 @@ def selective_scan(
         return selective_scan_ref(
             u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state
         )
-    dtype = u.dtype
-    ct = _compute_dtype(dtype)
-    u, delta, A, B, C = (t.to(ct) for t in (u, delta, A, B, C))
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(ct)[:, None]  # (b, d, l)
-    if delta_softplus:
-        delta = F.softplus(delta)
+    dtype, ct = u.dtype, _compute_dtype(u.dtype)
+    u, delta, A, B, C = _prologue(u, delta, A, B, C, delta_bias, delta_softplus)
     y, last = _scan_core(
         u, delta, A, B, C, backend, chunk_size, None if initial_state is None else initial_state.to(ct)
     )
-    if D is not None:
-        y = y + D.to(ct)[:, None] * u
-    if z is not None:
-        y = y * F.silu(z.to(ct))
-    return (y.to(dtype), last) if return_last_state else y.to(dtype)
+    y = _epilogue(y, u, D, z).to(dtype)
+    return (y, last) if return_last_state else y
 
 # %% ../nbs/01_scan.ipynb #8072e1a6
 def random_scan_inputs(

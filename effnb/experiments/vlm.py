@@ -9,7 +9,7 @@ __all__ = ['PRESETS', 'LLAVA_N_VISUAL', 'GOAL_ACC', 'FIGURES', 'EXPERIMENT', 'VL
            'plot_cost', 'plot_time', 'plot_llava7b', 'show_batch', 'plot']
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0004
-import time, tempfile, dataclasses
+import time, tempfile, dataclasses, hashlib, json, shutil
 from pathlib import Path
 from dataclasses import dataclass, asdict
 
@@ -51,7 +51,7 @@ class VLMExperimentConfig:
     sizes: tuple = (32, 64, 128, 192, 256, 384)  # image sides timed: 16 to 2,304 visual tokens
     repeats: int = 9  # timed calls per component and size (median reported)
     timing_threads: int = 1  # torch threads while timing
-    ckpt_dir: str | None = None  # resumable stage checkpoints (None: a temporary folder)
+    ckpt_dir: str | None = None  # stage checkpoints (None: OUT/checkpoints/PRESET-HASH, removed when the run ends)
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0010
 def run_config(
@@ -225,6 +225,12 @@ def _time_size(c: VLMConfig, q: torch.Tensor, tok: WordTokenizer, repeats: int, 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0028
 LLAVA_N_VISUAL = (16, 32, 64, 128, 144, 192, 256, 576, 1024, 2880)  # LLaVA-1.5: 576; LLaVA-NeXT: up to 2,880
 
+# %% ../../nbs/13_vlm_experiment.ipynb #730443f0
+def _cfg_tag(cfg: VLMExperimentConfig) -> str:
+    "A folder name for `cfg`'s stage checkpoints: a killed run resumes only a run of the same config."
+    h = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{cfg.preset}-{h}"
+
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0029
 def run(
     cfg: VLMExperimentConfig,  # the experiment
@@ -233,8 +239,10 @@ def run(
     "Train and evaluate the VLM and its text-only floor per seed, probe positions, time and account the cost."
     t0, seeds = time.perf_counter(), [cfg.seed + i for i in range(cfg.n_seeds)]
     with tempfile.TemporaryDirectory() as tmp:
-        ck = Path(cfg.ckpt_dir or tmp)
+        ck = Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / _cfg_tag(cfg) if out else Path(tmp)
         trained = [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
+    if out and not cfg.ckpt_dir:
+        shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
     model, runs = trained[0][0], [r for _, r in trained]
     if out is not None:
         rc = run_config(cfg, seeds[0])
