@@ -219,8 +219,9 @@ def _check_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     "Raise a `ValueError` unless `input_ids` is an integer tensor with every id in [0, vocab_size)."
     if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point() or input_ids.is_complex():
         raise ValueError(f"input_ids must be an integer tensor (b, l), got {getattr(input_ids, 'dtype', type(input_ids))}")
-    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
-        lo, hi = int(input_ids.min()), int(input_ids.max())
+    if not input_ids.numel(): return
+    lo, hi = (int(v) for v in torch.aminmax(input_ids))  # one reduction
+    if lo < 0 or hi >= vocab_size:
         raise ValueError(f"input_ids must lie in [0, vocab_size={vocab_size}), got ids from {lo} to {hi}")
 
 # %% ../nbs/01a_mamba.ipynb #0403ddac

@@ -203,19 +203,19 @@ def delta_trace(
     return F.softplus(dt + m.dt_proj.bias[:, None])
 
 # %% ../../nbs/11_ssm_experiment.ipynb #6893d6ce
-def delta_gate_stats(
-    model: MambaLM,  # a trained selective model
-    cfg: CopyConfig,  # its task
-    layer: int = 0,  # which layer's Δ
-    n: int = 256,  # fresh sequences
-    seed: int = 123,  # of the fresh sequences
-) -> dict:  # layer, mean Δ at data, noise and marker tokens, and the data / noise ratio
-    "Mean Δ at data tokens, noise tokens and markers (averaged over channels and `n` fresh sequences)."
+def _gate_trace(model: MambaLM, cfg: CopyConfig, layer: int, n: int, seed: int) -> tuple:
+    "Δ of `layer` on `n` fresh sequences, with the data, noise and marker masks: ((n, d_inner, l), 3 x (n, l))."
     x, _ = selective_copying_batch(
         n, cfg.seq_len, cfg.n_memorize, cfg.n_data, torch.Generator().manual_seed(seed)
     )
-    dm = delta_trace(model, x, layer).mean(1)  # (n, l), mean over channels
-    data, noise, mark = (x >= 1) & (x <= cfg.n_data), x == 0, x == cfg.n_data + 1
+    masks = (x >= 1) & (x <= cfg.n_data), x == 0, x == cfg.n_data + 1
+    return delta_trace(model, x, layer), masks
+
+
+def _gate_stats(dt: torch.Tensor, masks: tuple, layer: int) -> dict:
+    "Mean Δ (over channels) at data, noise and marker tokens, and the data / noise ratio."
+    dm = dt.mean(1)  # (n, l), mean over channels
+    data, noise, mark = masks
     return dict(
         layer=layer,
         data=dm[data].mean().item(),
@@ -224,7 +224,24 @@ def delta_gate_stats(
         ratio_data_noise=(dm[data].mean() / dm[noise].mean()).item(),
     )
 
+
+def delta_gate_stats(
+    model: MambaLM,  # a trained selective model
+    cfg: CopyConfig,  # its task
+    layer: int = 0,  # which layer's Δ
+    n: int = 256,  # fresh sequences
+    seed: int = 123,  # of the fresh sequences
+) -> dict:  # layer, mean Δ at data, noise and marker tokens, and the data / noise ratio
+    "Mean Δ at data tokens, noise tokens and markers (averaged over channels and `n` fresh sequences)."
+    return _gate_stats(*_gate_trace(model, cfg, layer, n, seed), layer)
+
 # %% ../../nbs/11_ssm_experiment.ipynb #b45b6a60
+def _gate_ratios(dt: torch.Tensor, masks: tuple) -> torch.Tensor:  # (d_inner,)
+    "Per channel: mean Δ at data tokens over mean Δ at noise tokens."
+    data, noise = masks[0].unsqueeze(1), masks[1].unsqueeze(1)  # (n, 1, l)
+    return ((dt * data).sum((0, 2)) / data.sum()) / ((dt * noise).sum((0, 2)) / noise.sum())
+
+
 def delta_gate_channels(
     model: MambaLM,  # a trained selective model
     cfg: CopyConfig,  # its task
@@ -233,12 +250,7 @@ def delta_gate_channels(
     seed: int = 123,  # of the fresh sequences
 ) -> torch.Tensor:  # (d_inner,)
     "Per channel: mean Δ at data tokens divided by mean Δ at noise tokens, over `n` fresh sequences."
-    x, _ = selective_copying_batch(
-        n, cfg.seq_len, cfg.n_memorize, cfg.n_data, torch.Generator().manual_seed(seed)
-    )
-    dt = delta_trace(model, x, layer)  # (n, d_inner, l)
-    data, noise = ((x >= 1) & (x <= cfg.n_data)).unsqueeze(1), (x == 0).unsqueeze(1)  # (n, 1, l)
-    return ((dt * data).sum((0, 2)) / data.sum()) / ((dt * noise).sum((0, 2)) / noise.sum())
+    return _gate_ratios(*_gate_trace(model, cfg, layer, n, seed))
 
 # %% ../../nbs/11_ssm_experiment.ipynb #0062b958
 def delta_gate_data(
@@ -249,14 +261,15 @@ def delta_gate_data(
     top: int = 4,  # traces kept: the channels with the largest data/noise ratio
 ) -> dict:  # plain data: per-layer stats and ratios, and the traces of one sequence
     "Everything `plot_delta_gate` and the report need about Δ as a gate, as JSON-able data."
-    ratios = [delta_gate_channels(model, cfg, i) for i in range(len(model.backbone.layers))]
+    traces = [_gate_trace(model, cfg, i, 256, 123) for i in range(len(model.backbone.layers))]  # once per layer
+    ratios = [_gate_ratios(dt, masks) for dt, masks in traces]
     x, _ = selective_copying_batch(
         1, cfg.seq_len, cfg.n_memorize, cfg.n_data, torch.Generator().manual_seed(seed)
     )
     dt = delta_trace(model, x, layer)[0]  # (d_inner, l)
     ch = ratios[layer].topk(top).indices.tolist()
     return dict(
-        stats=[delta_gate_stats(model, cfg, layer=i) for i in range(len(ratios))],
+        stats=[_gate_stats(dt, masks, i) for i, (dt, masks) in enumerate(traces)],
         ratios=[r.tolist() for r in ratios],
         layer=layer,
         tokens=x[0].tolist(),
