@@ -57,7 +57,7 @@ def attention(q:torch.Tensor, # (b, h, l, dh) queries
               k:torch.Tensor, # (b, h, s, dh) keys
               v:torch.Tensor, # (b, h, s, dh) values
               is_causal:bool=False, # causal mask (ignored when `attn_mask` is given)
-              attn_mask:torch.Tensor|None=None, # bool (l, s) or broadcastable, True = attend
+              attn_mask:torch.Tensor|None=None, # bool (l, s) or broadcastable, True = attend; or float, added to the logits
               output_attentions:bool=False, # also return the probabilities (eager path)
              )->tuple: # (out (b, h, l, dh), probs (b, h, l, s) or None)
     "Scaled dot-product attention: torch SDPA by default, an eager softmax when the probabilities are wanted."
@@ -67,7 +67,8 @@ def attention(q:torch.Tensor, # (b, h, l, dh) queries
     s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) # (b, h, l, s)
     if is_causal and attn_mask is None:
         attn_mask = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).tril()
-    if attn_mask is not None: s = s.masked_fill(~attn_mask, float("-inf"))
+    if attn_mask is not None:
+        s = s.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else s + attn_mask
     p = s.softmax(-1)
     return p @ v, p
 

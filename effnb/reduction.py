@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['METRICS', 'MLP_FLOP_TERM', 'LLAVA15_7B', 'METHODS', 'Reduced', 'budget', 'norm_scores', 'query_scores',
-           'cls_attention_row', 'feature_layer_cls_attention', 'summary_token', 'select_visual_tokens',
-           'prompt_position_ids', 'random_tokens', 'grid_tokens', 'pool_tokens', 'tome_merge', 'LMCost', 'layer_flops',
-           'equivalent_tokens', 'compression', 'reduce_visual_tokens', 'TokenScorer', 'llava_image_features',
-           'llava_reduced_inputs', 'tiny_hf_llava', 'llava_prompt']
+           'cls_attention_row', 'feature_layer_cls_attention', 'feature_layer_keys', 'summary_token',
+           'select_visual_tokens', 'prompt_position_ids', 'random_tokens', 'grid_tokens', 'pool_tokens', 'tome_merge',
+           'visionzip_tokens', 'prumerge_budget', 'prumerge_tokens', 'LMCost', 'layer_flops', 'equivalent_tokens',
+           'compression', 'reduce_visual_tokens', 'TokenScorer', 'llava_image_features', 'llava_reduced_inputs',
+           'tiny_hf_llava', 'llava_prompt']
 
 # %% ../nbs/04_reduction.ipynb #21d81b82
 import math
@@ -121,6 +122,19 @@ def feature_layer_cls_attention(
     att = blk.self_attn
     heads = getattr(att, "num_heads", None) or getattr(att, "h")
     return cls_attention_row(hidden_states[i - 1], blk.layer_norm1, att.q_proj, att.k_proj, heads)
+
+# %% ../nbs/04_reduction.ipynb #2d1d5eaf
+def feature_layer_keys(
+    layers: nn.ModuleList,  # the vision tower's blocks (CLIP naming: layer_norm1, self_attn.k_proj)
+    hidden_states: tuple,  # all hidden states: embeddings output, then one per block
+    vision_feature_layer: int = -2,  # the hidden state LLaVA feeds to the projector
+) -> torch.Tensor:  # (b, n, d_v) keys of the patches, heads concatenated
+    "Patch keys of the block that produced `hidden_states[vision_feature_layer]`: VisionZip's and PruMerge's similarity."
+    i = vision_feature_layer % len(hidden_states)
+    if i == 0:
+        raise ValueError("vision_feature_layer points at the embeddings: no attention block produced it")
+    blk = layers[i - 1]
+    return blk.self_attn.k_proj(blk.layer_norm1(hidden_states[i - 1]))[:, 1:]
 
 # %% ../nbs/04_reduction.ipynb #974c439b
 def _maxmin_fill(
@@ -242,21 +256,14 @@ def random_tokens(
     return select_visual_tokens(features, n_keep, metric="random", summary=False, generator=generator)
 
 # %% ../nbs/04_reduction.ipynb #12878ec5
-def _grid_shape(
-    n_keep: int, h: int, w: int, max_aspect: float | None = None
-) -> tuple:  # (r, c) with r*c >= n_keep (or <= n_keep when max_aspect is set)
-    "Rows and columns of a near-square sub-grid for `n_keep` cells."
-    if max_aspect is None:
-        r = max(1, math.isqrt(n_keep))
-        c = -(-n_keep // r)
-        if c > w:
-            c = w
-            r = -(-n_keep // w)
-        return r, c
-    pairs = [
-        (r, c) for r in range(1, h + 1) for c in range(r, w + 1) if r * c <= n_keep and c <= max_aspect * r
-    ]
-    return max(pairs, key=lambda p: (p[0] * p[1], p[0])) if pairs else (1, 1)
+def _grid_shape(n_keep: int, h: int, w: int) -> tuple:  # (r, c) with r*c >= n_keep
+    "Rows and columns of a near-square sub-grid with at least `n_keep` cells."
+    r = max(1, math.isqrt(n_keep))
+    c = -(-n_keep // r)
+    if c > w:
+        c = w
+        r = -(-n_keep // w)
+    return r, c
 
 # %% ../nbs/04_reduction.ipynb #9b1d252f
 def _patch_grid(n: int, grid: tuple | None) -> tuple:  # (h, w)
@@ -288,19 +295,39 @@ def grid_tokens(
     return Reduced(_gather(features, idx.expand(b, n_keep)), idx.expand(b, n_keep))
 
 # %% ../nbs/04_reduction.ipynb #5480834e
+def _pool_regions(h: int, w: int, k: int) -> tuple:  # (region id of each patch (h*w,), centre patch of each region (k,))
+    "Cut an h×w patch grid into exactly k compact regions, numbered in raster order."
+    exact = [(r, k // r) for r in range(1, h + 1) if k % r == 0 and k // r <= w and max(r, k // r) <= 2 * min(r, k // r)]
+    if exact:  # an r×c grid of cells (aspect <= 2)
+        r, c = min(exact, key=lambda p: (abs(p[0] - p[1]), p[0]))
+        cols = [c] * r
+    else:  # r row bands; k cells split as evenly as possible, the wider bands last
+        r = min(h, max(-(-k // w), round(math.sqrt(k))))
+        cols = [k // r + (i >= r - k % r) for i in range(r)]
+    region, centre = torch.empty(h, w, dtype=torch.long), []
+    for i, ci in enumerate(cols):
+        r0, r1 = i * h // r, (i + 1) * h // r
+        for j in range(ci):
+            c0, c1 = j * w // ci, (j + 1) * w // ci
+            region[r0:r1, c0:c1] = len(centre)
+            centre.append((r0 + (r1 - r0) // 2) * w + c0 + (c1 - c0) // 2)
+    return region.flatten(), torch.tensor(centre)
+
+
 def pool_tokens(
     features: torch.Tensor,  # (b, n, d) with n = h·w, raster order
-    n_keep: int,  # budget; pooling uses the near-square r×c <= n_keep (aspect <= 2)
+    n_keep: int,  # tokens out: exactly this many regions
     grid: tuple | None = None,  # (h, w); default square
 ) -> Reduced:
-    "2-D adaptive average pooling of the patch grid down to r×c tokens (r·c ≤ n_keep)."
+    "2-D average pooling of the patch grid into exactly `n_keep` compact regions (an r×c grid when `n_keep` factors)."
     b, n, d = _check_features(features, n_keep)
     h, w = _patch_grid(n, grid)
-    r, c = _grid_shape(n_keep, h, w, max_aspect=2)
-    x = features.transpose(1, 2).reshape(b, d, h, w)  # (b, d, h, w)
-    toks = F.adaptive_avg_pool2d(x, (r, c)).flatten(2).transpose(1, 2)  # (b, r*c, d)
-    idx = _cell_centres(r, c, h, w).to(features.device)  # centre patch of each cell
-    return Reduced(toks, idx.expand(b, -1))
+    region, centre = _pool_regions(h, w, n_keep)
+    onehot = F.one_hot(region, n_keep).T.to(features.dtype)  # (n_keep, n)
+    pool = onehot / onehot.sum(-1, keepdim=True)  # (n_keep, n): mean over each region
+    toks = torch.einsum("kn,bnd->bkd", pool.to(features.device), features)  # (b, n_keep, d)
+    sizes = onehot.sum(-1).expand(b, -1).to(features.device)  # (b, n_keep) patches per region
+    return Reduced(toks, centre.to(features.device).expand(b, -1), sizes=sizes)
 
 # %% ../nbs/04_reduction.ipynb #947cab4b
 def _tome_round(
@@ -345,6 +372,80 @@ def tome_merge(
     idx = x[..., d].round().long() * w + x[..., d + 1].round().long()  # (b, n_keep) centroid patch
     idx, o = torch.sort(idx, dim=-1, stable=True)  # non-decreasing
     return Reduced(_gather(x[..., :d], o).to(features.dtype), idx, sizes=size.gather(1, o))
+
+# %% ../nbs/04_reduction.ipynb #885d7ef9
+def visionzip_tokens(
+    features: torch.Tensor,  # (b, n, d) visual tokens, raster order
+    n_keep: int,  # tokens out: dominant + contextual
+    cls_attention: torch.Tensor,  # (b, n) [CLS] attention: picks the dominant tokens
+    keys: torch.Tensor | None = None,  # (b, n, d_k) vision-side keys for the merge (default: `features`)
+    contextual_share: float = 10 / 64,  # share of the budget spent on contextual tokens (the paper's 10 of 64)
+) -> Reduced:
+    "VisionZip: top-[CLS] dominant tokens, the rest merged into evenly spaced contextual tokens by key similarity."
+    b, n, d = _check_features(features, n_keep)
+    s = _check_scores(cls_attention, b, n)
+    if n_keep == n:
+        return Reduced(features, torch.arange(n, device=features.device).expand(b, n), scores=s)
+    n_ctx = min(n_keep - 1, max(1, round(contextual_share * n_keep))) if n_keep > 1 else 0
+    n_dom = n_keep - n_ctx
+    kk = F.normalize((features if keys is None else keys).float(), dim=-1)  # (b, n, d_k)
+    dom = s.topk(n_dom, -1).indices.sort(-1).values  # (b, n_dom)
+    if n_ctx == 0:
+        return Reduced(_gather(features, dom), dom, scores=s)
+    rest = torch.ones(b, n, dtype=torch.bool, device=features.device)
+    rest.scatter_(1, dom, False)
+    rest = rest.nonzero()[:, 1].view(b, n - n_dom)  # (b, m) remaining tokens, raster order
+    m = n - n_dom
+    tgt_pos = torch.linspace(0, m - 1, n_ctx).round().long().to(features.device)  # evenly spaced among the rest
+    tgt = rest[:, tgt_pos]  # (b, n_ctx)
+    sim = _gather(kk, rest) @ _gather(kk, tgt).transpose(1, 2)  # (b, m, n_ctx)
+    assign = sim.argmax(-1)  # (b, m) target of each remaining token
+    assign[:, tgt_pos] = torch.arange(n_ctx, device=features.device)  # a target belongs to itself
+    onehot = F.one_hot(assign, n_ctx).to(features.dtype)  # (b, m, n_ctx)
+    size = onehot.sum(1)  # (b, n_ctx)
+    ctx = onehot.transpose(1, 2) @ _gather(features, rest) / size[..., None]  # (b, n_ctx, d) group means
+    idx = torch.cat([dom, tgt], 1)  # (b, n_keep) dominant patches, then the targets
+    order = idx.argsort(-1)
+    toks = torch.cat([_gather(features, dom), ctx], 1).gather(1, order[..., None].expand(-1, -1, d))
+    sizes = torch.cat([torch.ones_like(dom, dtype=features.dtype), size], 1).gather(1, order)
+    return Reduced(toks, idx.gather(1, order), scores=s, sizes=sizes)
+
+# %% ../nbs/04_reduction.ipynb #68a5e2d4
+def prumerge_budget(
+    cls_attention: torch.Tensor,  # (b, n) [CLS] attention
+) -> torch.Tensor:  # (b,) long: PruMerge's adaptive number of kept tokens (at least 1)
+    "PruMerge's adaptive budget: the [CLS]-attention outliers above Q3 + 1.5 IQR, per sample."
+    q1, q3 = cls_attention.float().quantile(torch.tensor([0.25, 0.75]), dim=-1)  # (b,), (b,)
+    return (cls_attention > (q3 + 1.5 * (q3 - q1))[:, None]).sum(-1).clamp(min=1)
+
+
+def prumerge_tokens(
+    features: torch.Tensor,  # (b, n, d) visual tokens, raster order
+    n_keep: int,  # tokens out: n_keep - 1 kept and merged, plus one token of everything pruned
+    cls_attention: torch.Tensor,  # (b, n) [CLS] attention
+    keys: torch.Tensor | None = None,  # (b, n, d_k) vision-side keys for the neighbours (default: `features`)
+    knn_share: float = 32 / 575,  # neighbours per kept token, as a share of the other tokens (32 of 575)
+) -> Reduced:
+    "PruMerge at a fixed budget: top-[CLS] tokens plus their attention-weighted key neighbours, and a pruned-token sum."
+    b, n, d = _check_features(features, n_keep)
+    s = _check_scores(cls_attention, b, n)
+    if n_keep == n:
+        return Reduced(features, torch.arange(n, device=features.device).expand(b, n), scores=s)
+    kept = s.topk(max(1, n_keep - 1), -1).indices.sort(-1).values  # (b, k)
+    kk = F.normalize((features if keys is None else keys).float(), dim=-1)
+    sim = _gather(kk, kept) @ kk.transpose(1, 2)  # (b, k, n)
+    sim.scatter_(2, kept[..., None], float("-inf"))  # a token is not its own neighbour
+    knn = max(1, min(n - 1, round(knn_share * (n - 1))))
+    nb = sim.topk(knn, -1).indices  # (b, k, knn)
+    w = s.gather(1, nb.flatten(1)).view(nb.shape)  # (b, k, knn) their [CLS] attention
+    nbf = _gather(features, nb.flatten(1)).view(b, *nb.shape[1:], d)  # (b, k, knn, d)
+    toks = _gather(features, kept) + (w[..., None] * nbf).sum(2)  # (b, k, d)
+    if n_keep > 1:
+        pruned = torch.ones(b, n, dtype=torch.bool, device=features.device)
+        pruned.scatter_(1, kept, False)
+        extra = ((s * pruned)[..., None] * features).sum(1, keepdim=True)  # (b, 1, d) attention-weighted sum
+        toks = torch.cat([toks, extra], 1)
+    return Reduced(toks.to(features.dtype), kept, summary=n_keep > 1, scores=s)
 
 # %% ../nbs/04_reduction.ipynb #134dcce0
 MLP_FLOP_TERM = {"fastv": 2, "swiglu": 6}  # coefficient of n·d·m per layer
@@ -423,6 +524,8 @@ METHODS = (
     "grid",
     "pool",
     "tome",
+    "visionzip",
+    "prumerge",
 )
 
 # %% ../nbs/04_reduction.ipynb #cd0eba46
@@ -435,6 +538,7 @@ def reduce_visual_tokens(
     generator: torch.Generator | None = None,  # for "random"
     diversity: float = 0.5,  # SVTR's share of the selection filled for coverage
     scores: torch.Tensor | None = None,  # (b, n) overrides the CLS attention (e.g. a learned scorer)
+    keys: torch.Tensor | None = None,  # (b, n, d_k) vision-side keys for VisionZip's and PruMerge's merges
 ) -> Reduced:
     "Reduce `features` to `n_keep` tokens with a named method."
     s = cls_attention if scores is None else scores
@@ -451,10 +555,12 @@ def reduce_visual_tokens(
         "grid": lambda: grid_tokens(features, n_keep),
         "pool": lambda: pool_tokens(features, n_keep),
         "tome": lambda: tome_merge(features, n_keep),
+        "visionzip": lambda: visionzip_tokens(features, n_keep, s, keys),
+        "prumerge": lambda: prumerge_tokens(features, n_keep, s, keys),
     }
     if method not in table:
         raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
-    if method in ("svtr", "svtr_nosum", "cls", "divprune") and s is None:
+    if method in ("svtr", "svtr_nosum", "cls", "divprune", "visionzip", "prumerge") and s is None:
         raise ValueError(f"method {method!r} needs cls_attention=(b, n) or scores=(b, n)")
     return table[method]()
 

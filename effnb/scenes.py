@@ -386,13 +386,14 @@ def decode(
     return " ".join(self.vocab[i] for i in ids if not (skip_special and i < len(SPECIAL_TOKENS)))
 
 # %% ../nbs/03a_scenes.ipynb #7f80c9be
-SPLITS = {"train": 0, "val": 1, "test": 2}
+SPLITS = {"train": 0, "val": 1, "test": 2, "test_fresh": 3}  # test_fresh: a stream no design choice has seen
 
 # %% ../nbs/03a_scenes.ipynb #e91692f4
 def _digit_pool(split: str) -> np.ndarray:
-    "Indices of the digit images a split may use: a disjoint 3/1/1 partition by index."
+    "Indices of the digit images a split may use: a disjoint 3/1/1 partition by index (both test splits share one)."
     idx = np.arange(len(_digits()[1]))
-    return {"train": idx[idx % 5 < 3], "val": idx[idx % 5 == 3], "test": idx[idx % 5 == 4]}[split]
+    test = idx[idx % 5 == 4]
+    return {"train": idx[idx % 5 < 3], "val": idx[idx % 5 == 3], "test": test, "test_fresh": test}[split]
 
 # %% ../nbs/03a_scenes.ipynb #6d56e221
 def _questions(scene: Scene, first: str, k: int, cfg: SceneConfig, rng: np.random.Generator) -> list | None:

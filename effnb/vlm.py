@@ -341,6 +341,7 @@ def forward(
     inputs_embeds: torch.Tensor | None = None,  # (b, l, d) embeddings (exactly one of the two)
     position_ids: torch.Tensor | None = None,  # (b, l) or (l,) RoPE positions; default 0..l-1
     attention_mask: torch.Tensor | None = None,  # (b, l) 1 = real token, 0 = padding
+    attention_bias: torch.Tensor | None = None,  # (b, l) added to every query's logit for each key (ToMe: log size)
     output_hidden_states: bool = False,  # also return every layer's input and the final output
     output_attentions: bool = False,  # also return the attention probabilities (eager path)
     logits_to_keep: int = 0,  # compute logits only for the last this-many positions (0: all)
@@ -360,9 +361,13 @@ def forward(
     position_ids = position_ids.expand(b, l)
     cos, sin = rope_cos_sin(position_ids, cfg.hidden_size // cfg.num_attention_heads, cfg.rope_theta)
     mask = None
-    if attention_mask is not None:
-        causal = torch.ones(l, l, dtype=torch.bool, device=x.device).tril()  # (l, l)
-        mask = causal & attention_mask.bool()[:, None, None, :]  # (b, 1, l, l)
+    if attention_mask is not None or attention_bias is not None:
+        mask = torch.ones(l, l, dtype=torch.bool, device=x.device).tril()  # (l, l) causal
+        if attention_mask is not None:
+            mask = mask & attention_mask.bool()[:, None, None, :]  # (b, 1, l, l)
+        if attention_bias is not None:  # a float mask: -inf where masked, plus the bias of each key
+            neg = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(~mask, float("-inf"))
+            mask = neg + attention_bias.to(x.dtype)[:, None, None, :]  # (b, 1, l, l)
     hs, att = [x], []
     for layer in self.layers:
         x, p = layer(x, cos, sin, mask, output_attentions)
