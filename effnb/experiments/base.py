@@ -100,10 +100,14 @@ def metric(values, # per-seed values (one value for a single measurement)
            label:str="", # what the number is, for tables
            higher:bool=True, # whether larger is better
            tol:float|None=None, # absolute tolerance for `compare` when there is no spread over seeds
+           ci95:list|None=None, # an interval computed elsewhere (e.g. a bootstrap over test items), for one value
           )->dict:
     "A headline entry: the values, their mean, sample std and 95 % interval, and how to show and compare them."
     vals = [float(v) for v in (values if np.ndim(values) else [values])]
     m, s, lo, hi = mean_std_ci(vals)
+    if ci95 is not None:
+        if len(vals) != 1: raise ValueError(f"ci95 is for a single value; {len(vals)} values get a t interval")
+        lo, hi = (float(x) for x in ci95)
     return dict(values=vals, mean=m, std=s, ci95=None if lo is None else [lo, hi], n=len(vals),
                 unit=unit, label=label, higher=higher, tol=tol)
 
@@ -115,7 +119,8 @@ def fmt_metric(m:dict, # from `metric`
     k = 100 if m["unit"] == "%" else 1
     u = " %" if m["unit"] == "%" else (m["unit"] and f" {m['unit']}")
     f = lambda x: f"{k * x:.{digits}f}"
-    if m["std"] is None: return f"{f(m['mean'])}{u}"
+    if m["std"] is None:
+        return f"{f(m['mean'])}{u}" + ("" if m["ci95"] is None else f" [{f(m['ci95'][0])}, {f(m['ci95'][1])}]")
     return f"{f(m['mean'])} ± {f(m['std'])}{u} [{f(m['ci95'][0])}, {f(m['ci95'][1])}]"
 
 # %% ../../nbs/10_experiments.ipynb #0267549a
