@@ -7,7 +7,7 @@ __all__ = ['load_plugin', 'make_parser', 'UsageError', 'cmd_reproduce', 'cmd_ben
            'main']
 
 # %% ../nbs/20_cli.ipynb #0b3d7095
-import sys, json, time, argparse, importlib, importlib.util, traceback
+import os, sys, json, time, argparse, importlib, importlib.util, traceback
 from pathlib import Path
 
 # %% ../nbs/20_cli.ipynb #f32c67ac
@@ -103,8 +103,9 @@ def _summary_md(rows:list, preset:str)->str:
 
 # %% ../nbs/20_cli.ipynb #70c64d02
 def cmd_reproduce(args)->int:
-    "Run the selected experiments into OUT/NAME; write OUT/summary.md; optionally compare with earlier results."
+    "Run the selected experiments into OUT/NAME; write OUT/summary.md beside the committed (or `--compare`) results."
     from effnb.experiments.base import execute, headline_table, load_results, compare, compare_table
+    from effnb.experiments.base import describe_results, results_dir
     table = _experiments(args.plugin)
     names = _select(args.experiments, table, "experiment")
     for n in names:
@@ -113,6 +114,9 @@ def cmd_reproduce(args)->int:
     refs = {n: _compare_path(args.compare, n, len(names)) for n in names} if args.compare else {}
     for n, p in refs.items():
         if not p.is_file(): raise UsageError(f"--compare: no results file {p} for experiment {n!r}")
+    if not args.compare:  # by default, beside the committed results where there are some
+        refs = {n: p for n in names if (p := results_dir() / n / "results.json").is_file()}
+    refs = {n: load_results(n, p) for n, p in refs.items()}  # read now: OUT may be the committed folder
     out, rows = Path(args.out), []
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -123,12 +127,14 @@ def cmd_reproduce(args)->int:
         t0 = time.perf_counter()
         try:
             res = execute(table[n], args.preset, out, seed=args.seed, plots=not args.no_plots)
-            status, body = "ok", headline_table(res)
+            status, body = "ok", describe_results(res)  # provenance, and a warning if the machine was busy
         except Exception as e:
             traceback.print_exc()
             status, body, res = "failed", f"`{type(e).__name__}: {e}`", None
+        if res is not None and n not in refs:
+            body += "\n\n" + headline_table(res)
         if res is not None and n in refs:
-            ref = load_results(n, refs[n])
+            ref = refs[n]
             if ref["meta"]["preset"] != args.preset:
                 body += (f"\n\nNote: the reference is the `{ref['meta']['preset']}` preset's results and this run the "
                          f"`{args.preset}` preset's: differences are expected; metrics measured in another setting "
@@ -197,6 +203,8 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         )->int: # exit status
     "Entry point of the `effnb` console script."
     args = make_parser().parse_args(argv)
+    if args.command in ("reproduce", "bench"):
+        os.environ.setdefault("EFFNB_PROGRESS", "1")  # progress bars and notes on stderr (EFFNB_PROGRESS=0: none)
     cmds = {"reproduce": cmd_reproduce, "bench": cmd_bench, "env": cmd_env, "list": cmd_list,
             "findings": cmd_findings}
     try:

@@ -7,6 +7,8 @@ __all__ = ['FAST_SAVE_BYTES', 'selective_scan_ref', 'selective_scan', 'random_sc
            'selective_state_update']
 
 # %% ../nbs/01_scan.ipynb #612a3adc
+import sys, time
+from pathlib import Path
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -603,9 +605,23 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor dt, torch::Te
 _NATIVE = {}
 
 
+def _native_cached() -> bool:
+    "Whether torch's extension cache holds a build of the native scan already (loading it then takes a second)."
+    try:
+        from torch.utils.cpp_extension import _get_build_directory  # private, hence the fallback
+
+        return any(Path(_get_build_directory("effnb_native_scan", verbose=False)).glob("*.so"))
+    except Exception:
+        return False
+
+
 def _native_module():
     "The C++ scan of `_NATIVE_SRC`, built by `load_inline` on first use (torch caches the build on disk)."
     if "mod" not in _NATIVE:
+        cached = _native_cached()
+        if not cached:  # a silent half-minute otherwise
+            print("effnb: compiling the native scan kernel (once; torch caches it) ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
         try:
             from torch.utils.cpp_extension import load_inline
 
@@ -622,6 +638,9 @@ def _native_module():
                 "backend='native' needs a C++ compiler and ninja to build its kernel "
                 f"({type(e).__name__}: {msg}); use backend='fast'"
             ) from e
+        _NATIVE["load_s"] = time.perf_counter() - t0
+        if not cached:
+            print(f"effnb: native scan kernel built in {_NATIVE['load_s']:.0f} s", file=sys.stderr, flush=True)
     return _NATIVE["mod"]
 
 # %% ../nbs/01_scan.ipynb #02d5bef9

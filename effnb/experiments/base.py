@@ -304,6 +304,8 @@ def compare(fresh:dict, # results of a new run
             committed:dict, # results to compare against (e.g. the committed full preset)
            )->list: # one dict per headline metric
     "Metric by metric: fresh and committed means, their difference, the spread used and whether it is within it."
+    preset = lambda r: r.get("meta", {}).get("preset")
+    other_preset = preset(fresh) != preset(committed)  # another preset is another setting: no verdicts
     rows = []
     for k in dict.fromkeys([*committed["headline"], *fresh["headline"]]):
         f, c = fresh["headline"].get(k), committed["headline"].get(k)
@@ -315,7 +317,7 @@ def compare(fresh:dict, # results of a new run
         spread = 2 * max(stds) if stds else c.get("tol")
         diff = f["mean"] - c["mean"]
         within = None if spread is None else bool(abs(diff) <= spread + 1e-12)
-        if f.get("label") != c.get("label"): within = None  # measured in another setting (shape, length): no verdict
+        if f.get("label") != c.get("label") or other_preset: within = None  # measured in another setting: no verdict
         rows.append(dict(metric=k, fresh=f["mean"], committed=c["mean"], diff=diff, spread=spread, within=within,
                          unit=c["unit"], label=c.get("label") or k))
     return rows

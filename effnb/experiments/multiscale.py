@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import seed_everything, num_threads, benchmark, BenchResult, fmt_time, peak_memory
-from ..core import count_parameters, env_info
+from ..core import count_parameters, env_info, note, progress_enabled
 from ..train import TrainConfig, train, step_seed
 from ..mamba import MambaConfig, MambaMixer, MambaForSequenceClassification
 from ..tasks import TASKS, get_task, make_task_batch, train_batch_fn, make_test_sets
@@ -234,7 +234,7 @@ def _train_one(
         warmup_steps=cfg.warmup_steps,
         log_every=max(1, cfg.steps // 10),
         seed=job.seed,
-        progress=cfg.progress,
+        progress=cfg.progress or progress_enabled(),
         desc=f"{job.task}/{job.label}",
     )
     res = train(model, _batch_fn(job.task, cfg, job.seed, job.sp), _loss, tc)
@@ -459,7 +459,8 @@ def bench_multiscale(
 ) -> dict:  # "table" (markdown), "rows", "env"
     "Mixer fwd+bwd time: multi-scale (period k) vs single-scale mixers with the same total state."
     b, reps, rows = batch_size or (2 if quick else 4), repeats or (3 if quick else 7), []
-    for l in lens:
+    for i, l in enumerate(lens):
+        note(f"bench multiscale: length {l} ({i + 1}/{len(lens)}), batch {b}, {reps} rounds ...")
         torch.manual_seed(0)
         x = torch.randn(b, l, d_model)
         mods = {
@@ -535,7 +536,7 @@ def _schedule(cfg: MultiScaleExperimentConfig, jobs: list, waiting: dict) -> lis
 
     def done(rec: dict) -> list:  # record a result; return the jobs it unblocks
         records.append(rec)
-        if cfg.progress:
+        if cfg.progress or progress_enabled():
             print(
                 f"{rec['task']}/{rec['model']} lr={rec['lr']:g} seed={rec['seed']}: {rec['seconds']:.0f} s, "
                 f"val {rec['val']:.3f}, test {rec['acc']}",

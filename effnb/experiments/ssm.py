@@ -10,7 +10,7 @@ __all__ = ['SCAN_IMPLS', 'BENCH_SHAPES', 'ANCHOR', 'TRAIN_SHAPE', 'PRESETS', 'EX
            'SSMConfig', 'setup_text', 'run', 'report', 'plot', 'findings']
 
 # %% ../../nbs/11_ssm_experiment.ipynb #1fc0626a
-import dataclasses, time
+import dataclasses, time, importlib.util
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from ..core import seed_everything, num_threads, benchmark, fmt_time, peak_memory
-from ..core import count_parameters, env_info
+from ..core import count_parameters, env_info, note, progress_enabled
 from ..train import TrainConfig, train, step_seed
 from ..layers import CausalSelfAttention
 from ..scan import selective_scan, selective_scan_ref, random_scan_inputs
@@ -554,13 +554,17 @@ def scan_bench_rows(
     "Time fwd and fwd+bwd of the scan implementations, round-robin within each shape: medians, peak memory."
     rows = []
     with num_threads(threads):
-        for b, d, n, l in shapes:
+        for i, (b, d, n, l) in enumerate(shapes):
+            note(f"bench scan: shape {i + 1}/{len(shapes)} (b, d, n, l) = {(b, d, n, l)}, {repeats} rounds ...")
             calls = {
                 (name, p): _make_call(fn, args, p == "fwd+bwd")
                 for name, (fn, args) in _scan_impls(b, d, n, l, impls).items()
                 for p in ("fwd", "fwd+bwd")
             }
             res = _time_interleaved(calls, repeats, max_seconds)
+            if "pscan" in impls and importlib.util.find_spec("mambapy") is None:  # say so instead of a missing row
+                res.update({("pscan", p): dict(median=None, peak_mem=None, skipped="mambapy is not installed")
+                            for p in ("fwd", "fwd+bwd")})
             rows += [
                 dict(shape=[b, d, n, l], impl=name, pass_=p, threads=threads, **r)
                 for (name, p), r in res.items()
@@ -584,7 +588,7 @@ def _bench_scan_table(rows: list) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     mib = lambda r: "-" if r.get("peak_mem") is None else f"{r['peak_mem'] / 2**20:.0f}"
-    t = lambda r: "skipped" if r.get("median") is None else fmt_time(r["median"])
+    t = lambda r: f"skipped: {r.get('skipped') or 'not run'}" if r.get("median") is None else fmt_time(r["median"])
     x = lambda r, u: (
         "-" if r.get("median") is None or u.get("median") is None else f"{u['median'] / r['median']:.2f}x"
     )
@@ -845,9 +849,10 @@ def run(
     t0 = time.perf_counter()
     seeds = tuple(cfg.seed + i for i in range(cfg.n_seeds))
     copy_cfg = dataclasses.replace(cfg.copy, seeds=seeds)
-    copying = run_selective_copying(copy_cfg, keep_models=True)
+    copying = run_selective_copying(copy_cfg, progress=progress_enabled(), keep_models=True)
     models = copying.pop("models")
     gate = delta_gate_data(models[("selective", seeds[0])], copy_cfg)
+    note(f"ssm: layer cost at l = {list(cfg.layer_lens)} and decoding at contexts {list(cfg.decode_ctx)} ...")
     with num_threads(cfg.cost_threads):
         lc = layer_cost(list(cfg.layer_lens), d_model=cfg.cost_d_model)
         dc = decode_cost(list(cfg.decode_ctx), d_model=cfg.cost_d_model)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import seed_everything, benchmark, fmt_time
+from ..core import seed_everything, benchmark, fmt_time, note
 from ..layers import rope_cos_sin
 from ..scenes import SceneConfig, WordTokenizer, make_scene_batch
 from ..vlm import TinyLlava, load_vlm, train_vlm
@@ -312,8 +312,9 @@ def evaluate_reducers(
     T = equivalent_tokens(n, nk, K, L)
     h, lg, _ = fastv_outputs(model, full_emb, 3, n, K, nk)
     row(h, lg, method="fastv_paper", ratio=T / n, budget=None, n_keep=nk, equiv_tokens=T, K=K, seed=0)
-    for ratio in cfg.keep_ratios:
+    for j, ratio in enumerate(cfg.keep_ratios):
         nk = budget(n, ratio)
+        note(f"svtr: budget {nk} of {n} ({j + 1}/{len(cfg.keep_ratios)}), every method ...")
         kw = dict(ratio=ratio, budget=ratio, n_keep=nk)
         for m in cfg.methods:
             for s in cfg.random_seeds if m == "random" else (0,):
@@ -546,6 +547,7 @@ def run(
     n = model.config.vision_config.num_patches
     scorer, sstats = (None, None)
     if cfg.scorer_examples:
+        note(f"svtr: the learned scorer ({cfg.scorer_examples} scenes, {cfg.scorer_steps} steps) ...")
         scorer, sstats = train_scorer(model, scenes, cfg.scorer_examples, cfg.scorer_steps, seed=cfg.seed)
     t = time.time()
     rows, items = evaluate_reducers(model, test, cfg, scenes.qtypes, scorer)

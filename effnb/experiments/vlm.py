@@ -16,7 +16,7 @@ from dataclasses import dataclass, asdict
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0005
 import numpy as np
 import torch
-from ..core import benchmark, count_parameters, fmt_time
+from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled
 from ..train import TrainConfig, load_checkpoint
 from ..scenes import SceneConfig, WordTokenizer, make_scene_batch
 from ..vlm import VisionConfig, TextConfig, VLMConfig, TinyLlava, VLMRunConfig, LLAVA_7B
@@ -131,7 +131,7 @@ def train_seed(
 ) -> tuple:  # (trained TinyLlava, JSON-able record)
     "Train the VLM (stages 1-3) and the text-only floor for one seed; test accuracy per question type."
     rc, tok = run_config(cfg, seed), WordTokenizer()
-    model, res, vres, pres = train_vlm(rc, ckpt_path=ckpt_dir / "train_vlm.ckpt")
+    model, res, vres, pres = train_vlm(rc, ckpt_path=ckpt_dir / "train_vlm.ckpt", progress=progress_enabled())
     test = make_scene_batch(rc.n_test, seed, "test", rc.scenes, tok)
     q, n_img = rc.scenes.qtypes, rc.model.vision_config.num_patches
     acc = {"vlm": evaluate(model, with_prompt(test, n_img, tok), q), "chance": chance(q)}
@@ -144,7 +144,10 @@ def train_seed(
         acc["stage2"] = evaluate(_stage2_model(rc, ckpt_dir), with_prompt(test, n_img, tok), q)
     rec = dict(seed=seed, params=count_parameters(model), accuracy=acc, train=_train_record(res, vres, pres))
     if rc.text_only:
-        text, tres, *_ = train_vlm(rc, text_only=True, ckpt_path=ckpt_dir / "train_text_only.ckpt")
+        note(f"vlm seed {seed}: the text-only floor, same budget ...")
+        text, tres, *_ = train_vlm(
+            rc, text_only=True, ckpt_path=ckpt_dir / "train_text_only.ckpt", progress=progress_enabled()
+        )
         acc["text_only"] = evaluate(text, with_prompt(test, 0, tok), q)
         rec["train"]["text_only"] = dict(history=tres.history, evals=tres.evals, seconds=tres.seconds)
     return model, rec
@@ -259,6 +262,7 @@ def run(
             seed=seeds[0],
             test_accuracy=runs[0]["accuracy"]["vlm"],
         )
+    note(f"vlm: position probes ({cfg.probe_images} images), then timing at image sides {cfg.sizes} ...")
     res = dict(
         config=asdict(cfg),
         runs=runs,
