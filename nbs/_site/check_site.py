@@ -3,9 +3,9 @@
 Run from the repo root after `python nbs/_site/build.py`:
     python nbs/_site/check_site.py            # needs the Debian package `chromium` (apt-get install -y chromium)
 Checks: every local href/src in _docs/*.html resolves and no page repeats an id (a dangling #anchor is only a warning);
-index.html, core.html and train.html load with no console errors, uncaught exceptions or failed requests; core.html
+index.html, core.html, train.html and the four experiment pages load with no console errors, uncaught exceptions or failed requests; core.html
 and train.html have their API headings and anchors (seed_everything, benchmark; train); every <img> on these pages
-loaded with a non-zero size (train has >= 1 figure); math (if any) was typeset by the vendored MathJax; search.html?q=benchmark lists >= 1 result on core.html.
+loaded with a non-zero size (train and each experiment page have >= 1 figure); no code, output or table is\nclipped (wider than its box without a scrolling ancestor) and no Markdown table is printed as text; math (if any) was typeset by the vendored MathJax; search.html?q=benchmark lists >= 1 result on core.html.
 Screenshots (index, core, train, search) go to _docs/_check/.
 Talks to Chromium over the DevTools protocol with a tiny stdlib websocket client (no playwright/selenium).
 Exits non-zero with a message on any failure.
@@ -101,6 +101,16 @@ def shot(cdp, name):
 
 IMGS = "[...document.querySelectorAll('article img')].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width])"
 MATH = "[document.querySelectorAll('.math').length, document.querySelectorAll('mjx-container').length]"
+# code, outputs and tables wider than their box must scroll (an ancestor with overflow-x auto/scroll), not be cut off
+CLIPPED = """[...document.querySelectorAll('article pre, article table')].filter(e => {
+  const right = document.querySelector('article').getBoundingClientRect().right;
+  const wide = e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > right + 1;
+  for (let x = e; x && x.tagName !== 'ARTICLE'; x = x.parentElement)
+    if (['auto', 'scroll'].includes(getComputedStyle(x).overflowX)) return false;
+  return wide;
+}).map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 50))"""
+# a Markdown table printed as text instead of rendered
+RAW_TABLES = "[...document.querySelectorAll('article pre')].filter(e => /^\\|[-| :]+\\|\\s*$/m.test(e.textContent)).map(e => e.textContent.trim().slice(0, 50))"
 
 def check_page(cdp, page, headings=(), min_imgs=0):
     errs = visit(cdp, page, "document.readyState === 'complete' && (document.querySelectorAll('.math').length === 0 || document.querySelectorAll('mjx-container').length > 0 || !!document.querySelector('script[src*=no-mathjax]'))")
@@ -116,6 +126,10 @@ def check_page(cdp, page, headings=(), min_imgs=0):
     if len(imgs) < min_imgs: fail(f'{page}: {len(imgs)} figure(s), expected >= {min_imgs}')
     if bad: fail(f'{page}: images not loaded or zero-size: {bad}')
     elif imgs: ok(f'{page}: {len(imgs)} image(s) loaded, sizes ' + ', '.join(f'{i[2]}x{i[3]}' for i in imgs))
+    clipped, raw = cdp.js(CLIPPED), cdp.js(RAW_TABLES)
+    for c in clipped: fail(f'{page}: wider than its box and not scrollable: {c!r}')
+    for t in raw: fail(f'{page}: a Markdown table printed as text: {t!r}')
+    if not clipped and not raw: ok(f'{page}: no clipped code, output or table; no table printed as text')
     n_math, n_mjx = cdp.js(MATH)
     if n_math and cdp.js("!!document.querySelector('script[src*=\"no-mathjax\"]')"):
         print(f'  WARN {page}: {n_math} math blocks shown as TeX: MathJax was not vendored (build without npm)')
@@ -165,6 +179,8 @@ def main():
         check_page(cdp, 'index.html')
         check_page(cdp, 'core.html', headings=('seed_everything', 'benchmark'))
         check_page(cdp, 'train.html', headings=('train',), min_imgs=1)
+        for exp in ('ssm_experiment', 'multiscale_experiment', 'vlm_experiment', 'svtr_experiment'):
+            check_page(cdp, f'{exp}.html', min_imgs=1)
         errs = visit(cdp, 'search.html?q=benchmark', "document.querySelectorAll('ul.search li').length > 0 || /did not match/.test(document.body.innerText)")
         for e in errs: fail(f'search: {e}')
         hits = cdp.js("[...document.querySelectorAll('ul.search li a')].map(a => a.getAttribute('href'))")
