@@ -6,7 +6,8 @@
 __all__ = ['EXPERIMENT_NAMES', 'NOT_RESOLVED', 'REQUIRED_KEYS', 'Experiment', 'get_experiment', 'get_config', 't_quantile_975',
            'mean_std_ci', 'metric', 'fmt_metric', 'verdict', 'paired_bootstrap', 'repo_root', 'git_state', 'run_meta',
            'results_dir', 'results_path', 'check_results', 'save_results', 'load_results', 'describe_results',
-           'set_plot_style', 'save_figure', 'headline_table', 'execute', 'compare', 'compare_table', 'findings_table']
+           'set_plot_style', 'tidy_log_axes', 'save_figure', 'headline_table', 'execute', 'compare', 'compare_table',
+           'findings_table']
 
 # %% ../../nbs/10_experiments.ipynb #dd576f96
 import os, json, math, subprocess, importlib, dataclasses, copy
@@ -259,6 +260,14 @@ def set_plot_style():
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
     plt.rcParams.update({"figure.figsize": (6, 3.5), "figure.dpi": 100, "savefig.dpi": 150,
                          "savefig.bbox": "tight", "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9})
+
+def tidy_log_axes(ax, # a matplotlib Axes
+                 ):
+    "No labels on the minor ticks of log-scaled axes: they crowd and overlap the major ones."
+    from matplotlib.ticker import NullFormatter
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale == "log": axis.set_minor_formatter(NullFormatter())
+    return ax
 
 def save_figure(fig, # a matplotlib Figure
                 path:str|Path, # destination (.png); written atomically

@@ -26,7 +26,7 @@ from ..tasks import TASKS, get_task, make_task_batch, train_batch_fn, make_test_
 from ..multiscale import MultiScaleConfig, MultiScaleMixer, MODELS, build_model, multiscale_mixer_cls
 from ..multiscale import RNNClassifier, stream_classifier, model_flops_per_token, predict, accuracy
 from ..multiscale import state_updates_per_token, state_size
-from .base import Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric, verdict, NOT_RESOLVED
+from .base import tidy_log_axes, Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric, verdict, NOT_RESOLVED
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
 @dataclass
@@ -813,6 +813,7 @@ def plot_length(res: dict, task: str, gap: bool = False):
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{task}: trained at L ≤ {cfg['train_len']}" + (" (training gap)" if gap else ""))
     ax.legend(fontsize=7, ncol=2)
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #10bc058f
@@ -857,6 +858,7 @@ def plot_acc_vs_flops(res: dict, factor: int = 1):
     ax.set_ylabel(f"accuracy at {factor}x (%)")
     ax.set_title(f"{task}: accuracy vs cost")
     ax.legend(fontsize=7)
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #285cf802

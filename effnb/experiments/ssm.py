@@ -28,7 +28,7 @@ from ..train import TrainConfig, train, step_seed
 from ..layers import CausalSelfAttention
 from ..scan import selective_scan, selective_scan_ref, random_scan_inputs
 from ..mamba import MambaConfig, MambaCache, MambaMixer, MambaLM
-from .base import Experiment, run_meta, metric, fmt_metric, save_figure
+from .base import tidy_log_axes, Experiment, run_meta, metric, fmt_metric, save_figure
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
 def selective_copying_batch(
@@ -323,7 +323,7 @@ def plot_learning_curves(
         rs = [r for r in copying["runs"] if r["model"] == kind]
         steps = [e["step"] for e in rs[0]["evals"]]
         acc = 100 * np.array([[e["eval_acc"] for e in r["evals"]] for r in rs])  # (seeds, evals)
-        ax.plot(steps, acc.mean(0), "o-", label=f"{lab}, {len(rs)} seeds")
+        ax.plot(steps, acc.mean(0), "o-", label=f"{lab}, {len(rs)} seed{'s' if len(rs) != 1 else ''}")
         ax.fill_between(steps, acc.mean(0) - acc.std(0), acc.mean(0) + acc.std(0), alpha=0.25)
     n_data = copying["config"]["n_data"]
     ax.axhline(100 / n_data, color="gray", ls=":", label=f"chance ({100 / n_data:.1f} %)")
@@ -387,6 +387,7 @@ def plot_layer_cost(
     th = "" if threads is None else f", {threads} CPU thread{'s' if threads > 1 else ''}"
     ax.set(xlabel="sequence length l (tokens)", ylabel="forward time (ms)", title=f"One layer, batch 1{th}")
     ax.legend()
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/11_ssm_experiment.ipynb #7a95ebcd
@@ -437,6 +438,7 @@ def plot_decode_cost(
         ylim=(0, None),
     )
     ax.legend()
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/11_ssm_experiment.ipynb #67292619

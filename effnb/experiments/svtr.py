@@ -39,6 +39,7 @@ from effnb.reduction import (
     TokenScorer,
 )
 from effnb.experiments.base import (
+    tidy_log_axes,
     Experiment,
     metric,
     run_meta,
@@ -859,6 +860,7 @@ def plot_budget_accuracy(
         title=f"accuracy vs budget (n={r['n']} visual tokens, {r['n_test']} questions)",
     )
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no curve hidden
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/14_svtr_experiment.ipynb #299f2e6b
@@ -888,6 +890,7 @@ def plot_fidelity(
         title="fidelity to the full-token run",
     )
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no curve hidden
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/14_svtr_experiment.ipynb #36157403

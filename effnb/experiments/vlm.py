@@ -22,7 +22,7 @@ from ..scenes import SceneConfig, WordTokenizer, make_scene_batch
 from ..vlm import VisionConfig, TextConfig, VLMConfig, TinyLlava, VLMRunConfig, LLAVA_7B
 from ..vlm import build_input_ids, with_prompt, evaluate, chance, train_vlm, save_vlm, position_probe
 from ..vlm import vlm_macs, kv_cache_bytes, llava7b_projection
-from .base import Experiment, metric, run_meta, save_figure, fmt_metric, headline_table, verdict
+from .base import tidy_log_axes, Experiment, metric, run_meta, save_figure, fmt_metric, headline_table, verdict
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
 @dataclass
@@ -531,6 +531,7 @@ def plot_cost(res: dict):
         title="analytic cost by component (trained model's architecture, batch 1)",
     )
     ax.legend(fontsize=8, loc="lower left")
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0051
@@ -556,6 +557,7 @@ def plot_time(res: dict):
         f"CPU forward time, {t[0]['threads']} torch thread(s) (dashed: analytic MACs, scaled)", fontsize=10
     )
     ax.legend(fontsize=8)
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0052
@@ -580,6 +582,7 @@ def plot_llava7b(res: dict):
         title="LLaVA-1.5-7B: prefill cost caused by visual tokens",
     )
     ax.legend(fontsize=8)
+    tidy_log_axes(ax)
     return fig
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0053
