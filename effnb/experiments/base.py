@@ -109,6 +109,8 @@ def metric(values, # per-seed values (one value for a single measurement)
     if ci95 is not None:
         if len(vals) != 1: raise ValueError(f"ci95 is for a single value; {len(vals)} values get a t interval")
         lo, hi = (float(x) for x in ci95)
+    if lo is not None and unit == "%" and all(0 <= v <= 1 for v in vals):
+        lo, hi = max(lo, 0.0), min(hi, 1.0)  # a share cannot leave [0, 1]: the t interval is cut at the bounds
     return dict(values=vals, mean=m, std=s, ci95=None if lo is None else [lo, hi], n=len(vals),
                 unit=unit, label=label, higher=higher, tol=tol)
 
@@ -120,9 +122,12 @@ def fmt_metric(m:dict, # from `metric`
     k = 100 if m["unit"] == "%" else 1
     u = " %" if m["unit"] == "%" else (m["unit"] and f" {m['unit']}")
     f = lambda x: f"{k * x:.{digits}f}"
+    ci = m["ci95"]
+    if ci is not None and m["unit"] == "%" and all(0 <= v <= 1 for v in m["values"]):
+        ci = [max(ci[0], 0.0), min(ci[1], 1.0)]  # also for results saved before `metric` cut the interval
     if m["std"] is None:
-        return f"{f(m['mean'])}{u}" + ("" if m["ci95"] is None else f" [{f(m['ci95'][0])}, {f(m['ci95'][1])}]")
-    return f"{f(m['mean'])} ± {f(m['std'])}{u} [{f(m['ci95'][0])}, {f(m['ci95'][1])}]"
+        return f"{f(m['mean'])}{u}" + ("" if ci is None else f" [{f(ci[0])}, {f(ci[1])}]")
+    return f"{f(m['mean'])} ± {f(m['std'])}{u} [{f(ci[0])}, {f(ci[1])}]"
 
 # %% ../../nbs/10_experiments.ipynb #0267549a
 NOT_RESOLVED = "not resolved at this sample size"
