@@ -353,6 +353,7 @@ def layer_cost(
     layers["mamba_native"].load_state_dict(layers["mamba"].state_dict())  # only the scan backend differs
     rows, slow = [], set()
     for l in seq_lens:
+        note(f"ssm: layer cost at l = {l} ...")
         x, row = torch.randn(1, l, d_model), dict(l=l)
         for name, layer in layers.items():
             if name in slow:
@@ -406,6 +407,7 @@ def decode_cost(
     cache = MambaCache.empty(cfg, 1, n_layer=1)
     cache.seqlen_offset = 1
     for L in ctx_lens:
+        note(f"ssm: decoding cost at context {L} ...")
         K = torch.randn(1, n_head, L + 1, d_model // n_head)  # (b, h, ctx + 1, dh)
         V = torch.randn(1, n_head, L + 1, d_model // n_head)
         with torch.no_grad():
@@ -511,6 +513,7 @@ def _time_interleaved(calls: dict, repeats: int, max_seconds: float) -> dict:
     "Warm up each call (skip failures and calls over `max_seconds`), then time round-robin: medians, peak memory."
     times, skipped = {}, {}
     for k, c in calls.items():
+        note(f"  warm-up: {' '.join(map(str, k)) if isinstance(k, tuple) else k}")
         t0 = time.perf_counter()
         try:
             c()
@@ -523,6 +526,7 @@ def _time_interleaved(calls: dict, repeats: int, max_seconds: float) -> dict:
         else:
             times[k] = []
     for i in range(repeats):  # round-robin: shared-machine noise hits all alike
+        note(f"  timed round {i + 1}/{repeats}")
         for k in times:
             if i >= 3 and sum(times[k]) > max_seconds:
                 continue  # very slow ones get 3 repeats
@@ -854,7 +858,6 @@ def run(
     copying = run_selective_copying(copy_cfg, progress=progress_enabled(), keep_models=True)
     models = copying.pop("models")
     gate = delta_gate_data(models[("selective", seeds[0])], copy_cfg)
-    note(f"ssm: layer cost at l = {list(cfg.layer_lens)} and decoding at contexts {list(cfg.decode_ctx)} ...")
     with num_threads(cfg.cost_threads):
         lc = layer_cost(list(cfg.layer_lens), d_model=cfg.cost_d_model)
         dc = decode_cost(list(cfg.decode_ctx), d_model=cfg.cost_d_model)
