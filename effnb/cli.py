@@ -101,11 +101,45 @@ def _summary_md(rows:list, preset:str)->str:
         lines += [f"## {r['name']}: {r['status']} in {r['seconds']:.1f} s", "", r["body"], ""]
     return "\n".join(lines)
 
+# %% ../nbs/20_cli.ipynb #6bb957cd
+def _references(name:str, # an experiment
+               )->dict: # preset -> committed results
+    "Committed results of `name` by preset: `RESULTS/NAME/results.json`, then `RESULTS/NAME/reference/*.json`."
+    from effnb.experiments.base import results_dir, load_results
+    d, out = results_dir() / name, {}
+    for p in [d / "results.json", *sorted((d / "reference").glob("*.json"))]:
+        if p.is_file():
+            r = load_results(name, p)
+            out.setdefault(r["meta"]["preset"], r)
+    return out
+
+def _summary_table(res:dict, # this run's results
+                   same:dict|None, # committed results of the same preset (the expected range), if any
+                   full:dict|None, # committed results of the full preset, if any
+                  )->str:
+    "Markdown: per headline metric, this run, its preset's expected range, whether it is in it, the full preset's value."
+    from effnb.experiments.base import compare, fmt_metric
+    exp = {r["metric"]: r for r in compare(res, same)} if same else {}
+    k100 = lambda m: 100 if m["unit"] == "%" else 1
+    def expected(k):
+        r = exp.get(k)
+        if r is None or r["committed"] is None or r["spread"] is None: return "-"
+        c, s, m = r["committed"], r["spread"], same["headline"][k]
+        return f"{k100(m) * (c - s):.3g} to {k100(m) * (c + s):.3g}"
+    yes = lambda k: {True: "yes", False: "**no**", None: "n/a"}[exp[k]["within"]] if k in exp else "-"
+    fh = (full or {}).get("headline", {})
+    rows = [f"| metric | this run | expected ({res['meta']['preset']}, committed ± 2 sd or tol) | in range | committed full |",
+            "|---|---|---|---|---|"]
+    for k, m in res["headline"].items():
+        f = fmt_metric(fh[k]) if k in fh else "-"
+        rows.append(f"| {m.get('label') or k} | {fmt_metric(m)} | {expected(k)} | {yes(k)} | {f} |")
+    return "\n".join(rows)
+
 # %% ../nbs/20_cli.ipynb #70c64d02
 def cmd_reproduce(args)->int:
     "Run the selected experiments into OUT/NAME; write OUT/summary.md beside the committed (or `--compare`) results."
     from effnb.experiments.base import execute, headline_table, load_results, compare, compare_table
-    from effnb.experiments.base import describe_results, results_dir
+    from effnb.experiments.base import describe_results
     table = _experiments(args.plugin)
     names = _select(args.experiments, table, "experiment")
     for n in names:
@@ -114,9 +148,8 @@ def cmd_reproduce(args)->int:
     refs = {n: _compare_path(args.compare, n, len(names)) for n in names} if args.compare else {}
     for n, p in refs.items():
         if not p.is_file(): raise UsageError(f"--compare: no results file {p} for experiment {n!r}")
-    if not args.compare:  # by default, beside the committed results where there are some
-        refs = {n: p for n in names if (p := results_dir() / n / "results.json").is_file()}
-    refs = {n: load_results(n, p) for n, p in refs.items()}  # read now: OUT may be the committed folder
+    refs = {n: load_results(n, p) for n, p in refs.items()}
+    committed = {n: _references(n) for n in names} if not args.compare else {}  # read now: OUT may be RESULTS
     out, rows = Path(args.out), []
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -128,10 +161,13 @@ def cmd_reproduce(args)->int:
         try:
             res = execute(table[n], args.preset, out, seed=args.seed, plots=not args.no_plots)
             status, body = "ok", describe_results(res)  # provenance, and a warning if the machine was busy
+            c = committed.get(n, {})
+            if c:  # beside the committed run of the same preset (the expected range) and the full preset
+                body += "\n\n" + _summary_table(res, c.get(args.preset), c.get("full"))
         except Exception as e:
             traceback.print_exc()
             status, body, res = "failed", f"`{type(e).__name__}: {e}`", None
-        if res is not None and n not in refs:
+        if res is not None and n not in refs and not committed.get(n):
             body += "\n\n" + headline_table(res)
         if res is not None and n in refs:
             ref = refs[n]
