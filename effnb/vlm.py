@@ -7,8 +7,8 @@ __all__ = ['MLP_TERMS', 'LLAVA_7B', 'VisionConfig', 'TextConfig', 'VLMConfig', '
            'VisionLayer', 'EncoderOutput', 'VisionTransformer', 'sincos_2d', 'MultiModalProjector', 'TextAttention',
            'SwiGLU', 'DecoderLayer', 'LanguageModel', 'TinyLlava', 'build_input_ids', 'build_multiturn_ids',
            'tiny_config', 'VLMRunConfig', 'with_prompt', 'answer_loss', 'evaluate', 'chance', 'SceneProbe',
-           'probe_loss', 'pretrain_vision', 'position_probe', 'train_vlm', 'continue_vlm', 'save_vlm', 'load_vlm',
-           'layer_macs', 'vlm_macs', 'kv_cache_bytes', 'counted_macs', 'llava7b_projection']
+           'probe_loss', 'pretrain_vision', 'position_probe', 'train_position_stage', 'train_vlm', 'continue_vlm',
+           'save_vlm', 'load_vlm', 'layer_macs', 'vlm_macs', 'kv_cache_bytes', 'counted_macs', 'llava7b_projection']
 
 # %% ../nbs/03_vlm.ipynb #4cc5d96c
 import math, dataclasses
@@ -566,7 +566,7 @@ class VLMRunConfig:
     # stage 3, after stage 2: the 2-D table's gain is set to `position_gain`, then every question type is
     # trained on with this schedule and data seed
     position_stage: TrainConfig | None = None
-    position_gain: float = 10.0  # gain of the table in stage 3 (the table's RMS is then 0.71 x this)
+    position_gain: float | None = 10.0  # gain of the table in stage 3 (RMS 0.71 x this); None: keep the learned gain
     # curriculum: {question type: first stage-2 step it is asked}; types not named are asked from step 0
     qtype_start: dict = field(default_factory=dict)
 
@@ -804,15 +804,19 @@ def _train_questions(
     return train(model, batch_fn, answer_loss, tcfg, eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
 
 # %% ../nbs/03_vlm.ipynb #ad93025d
-def _position_stage(
-    model: TinyLlava, rc: VLMRunConfig, ckpt_path: str | Path | None, progress: bool
+def train_position_stage(
+    model: TinyLlava,  # the model after stage 2 (its ViT frozen, as stage 2 left it)
+    rc: VLMRunConfig,  # `position_stage` schedule and `position_gain`
+    ckpt_path: str | Path | None = None,  # stage-2 checkpoint path; stage 3 uses `<stem>_position.ckpt` beside it
+    progress: bool = False,  # progress bar
 ) -> TrainResult:
-    "Stage 3: set the position gain to `rc.position_gain`, then train on every question type (ViT still frozen)."
+    "Stage 3: set the table's gain to `rc.position_gain` (None: keep it), then train on every question type."
     proj = model.multi_modal_projector
-    if proj.position_gain is None:
-        raise ValueError("position_stage needs VLMConfig(visual_position_embedding='sincos2d')")
-    with torch.no_grad():
-        proj.position_gain.fill_(rc.position_gain)  # a stage-3 checkpoint, if resumed, overwrites this
+    if rc.position_gain is not None:
+        if proj.position_gain is None:
+            raise ValueError("position_gain needs VLMConfig(visual_position_embedding='sincos2d'); or pass position_gain=None")
+        with torch.no_grad():
+            proj.position_gain.fill_(rc.position_gain)  # a stage-3 checkpoint, if resumed, overwrites this
     ck = (
         None if ckpt_path is None else str(Path(ckpt_path).with_name(Path(ckpt_path).stem + "_position.ckpt"))
     )
@@ -856,7 +860,7 @@ def train_vlm(
         desc="text-only" if text_only else "vlm",
     )
     res = _train_questions(model, rc, tcfg, seed, n_img)
-    pres = None if text_only or rc.position_stage is None else _position_stage(model, rc, ckpt_path, progress)
+    pres = None if text_only or rc.position_stage is None else train_position_stage(model, rc, ckpt_path, progress)
     return model.eval(), res, vres, pres
 
 # %% ../nbs/03_vlm.ipynb #29112cd0
