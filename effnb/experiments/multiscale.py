@@ -795,7 +795,7 @@ def plot_length(res: dict, task: str, gap: bool = False):
     keys = [("gap_" if gap and f > 1 else "") + f"{f}x" for f in fs]
     if not fs or not all(k in next(iter(s.values()))["acc"] for k in keys):
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7.5, 3.5))
     for name, v in s.items():
         if name.startswith(("multiscale_k", "multiscale[")):
             continue  # the period sweep and variants: in the tables
@@ -812,7 +812,7 @@ def plot_length(res: dict, task: str, gap: bool = False):
     ax.set_xlabel("test length (tokens)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{task}: trained at L ≤ {cfg['train_len']}" + (" (training gap)" if gap else ""))
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no curve hidden
     tidy_log_axes(ax)
     return fig
 
@@ -829,7 +829,7 @@ def plot_acc_vs_flops(res: dict, factor: int = 1):
         for n, v in s.items()
         if n in ("multiscale", "fastslow_k1") or n.startswith("multiscale_k")
     )
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7.5, 3.5))
     x = [v["flops_per_token"] / 1e3 for _, v in sweep]
     y = [100 * v["acc"][key]["mean"] for _, v in sweep]
     ax.errorbar(
@@ -857,7 +857,7 @@ def plot_acc_vs_flops(res: dict, factor: int = 1):
     ax.set_xlabel(f"analytic FLOPs per token (thousands, l = {cfg['train_len']})")
     ax.set_ylabel(f"accuracy at {factor}x (%)")
     ax.set_title(f"{task}: accuracy vs cost")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no point hidden
     tidy_log_axes(ax)
     return fig
 
