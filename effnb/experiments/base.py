@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['EXPERIMENT_NAMES', 'NOT_RESOLVED', 'REQUIRED_KEYS', 'Experiment', 'get_experiment', 'get_config', 't_quantile_975',
-           'mean_std_ci', 'metric', 'fmt_metric', 'verdict', 'paired_bootstrap', 'repo_root', 'git_state', 'run_meta',
-           'results_dir', 'results_path', 'check_results', 'save_results', 'load_results', 'describe_results',
-           'set_plot_style', 'tidy_log_axes', 'save_figure', 'headline_table', 'execute', 'compare', 'compare_table',
-           'findings_table']
+           'mean_std_ci', 'metric', 'fmt_metric', 'verdict', 'paired_bootstrap', 'repo_root', 'config_tag', 'git_state',
+           'run_meta', 'results_dir', 'results_path', 'check_results', 'save_results', 'load_results',
+           'describe_results', 'set_plot_style', 'tidy_log_axes', 'save_figure', 'headline_table', 'execute', 'compare',
+           'compare_table', 'findings_table']
 
 # %% ../../nbs/10_experiments.ipynb #dd576f96
-import os, json, math, subprocess, importlib, dataclasses, copy
+import os, json, math, hashlib, subprocess, importlib, dataclasses, copy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -162,6 +162,12 @@ def repo_root()->Path|None:
     "The effnb repository this package was installed from (editable installs), or None."
     root = Path(effnb.__file__).resolve().parent.parent
     return root if (root / "nbs").is_dir() and (root / "settings.ini").is_file() else None
+
+def config_tag(cfg, # a config dataclass with a `preset` field
+              )->str: # PRESET-HASH
+    "A folder name for a run's resumable checkpoints: a killed run resumes only a run of the same config."
+    h = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{cfg.preset}-{h}"
 
 def git_state(root:Path|None=None)->dict:
     "The commit and whether the work tree has uncommitted changes (None outside a git checkout)."

@@ -8,7 +8,7 @@ __all__ = ['PRESETS', 'EXPERIMENT', 'MultiScaleExperimentConfig', 'gap_length_gr
            'report', 'findings', 'plot_length', 'plot_acc_vs_flops', 'plot_grid', 'plot']
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #d5f89e3c
-import time, functools, dataclasses
+import re, time, shutil, functools, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -19,14 +19,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import seed_everything, num_threads, benchmark, BenchResult, fmt_time, peak_memory
-from ..core import count_parameters, env_info, note, progress_enabled
+from ..core import count_parameters, env_info, note, progress_enabled, save_json, load_json
 from ..train import TrainConfig, train, step_seed
 from ..mamba import MambaConfig, MambaMixer, MambaForSequenceClassification
 from ..tasks import TASKS, get_task, make_task_batch, train_batch_fn, make_test_sets
 from ..multiscale import MultiScaleConfig, MultiScaleMixer, MODELS, build_model, multiscale_mixer_cls
 from ..multiscale import RNNClassifier, stream_classifier, model_flops_per_token, predict, accuracy
 from ..multiscale import state_updates_per_token, state_size
-from .base import tidy_log_axes, Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric, verdict, NOT_RESOLVED
+from .base import tidy_log_axes, Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric
+from .base import verdict, config_tag, NOT_RESOLVED
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
 @dataclass
@@ -40,7 +41,9 @@ class MultiScaleExperimentConfig:
     models: tuple = MODELS  # models from `effnb.multiscale.MODELS`
     periods: tuple = (1, 2, 4, 8, 16)  # k of the period sweep (efficiency and accuracy vs FLOPs, on tasks[0])
     lrs: tuple = (3e-3,)  # learning-rate sweep (best by validation accuracy at 1x)
-    sweep: str = "all"  # "all": every lr on every run; "first": on seed 0 of tasks[0], the winner reused
+    # "all": every lr on every run; "task": each model's lrs on the first seed of every task, its other seeds at
+    # that task's winner; "first": on the first seed of tasks[0] only, the winner reused on every task
+    sweep: str = "all"
     train_len: int = 64  # L: training lengths are drawn from [L/2, L]
     batch_size: int = 32  # sequences per step
     steps: int = 200  # optimizer steps per run (same for every model)
@@ -65,6 +68,7 @@ class MultiScaleExperimentConfig:
     bench_quick: bool = False  # benchmark at batch 2 with 3 rounds instead of batch 4 with 7
     threads: int = 1  # torch threads per process
     workers: int = 1  # training runs in parallel processes
+    ckpt_dir: str | None = None  # finished runs are kept here (None: OUT/checkpoints/PRESET-HASH, removed at the end)
     progress: bool = False  # print one line per finished run
 
     @property
@@ -95,10 +99,10 @@ PRESETS = {
     "quick": MultiScaleExperimentConfig(preset="quick", workers=2, bench_quick=True),
     "full": MultiScaleExperimentConfig(
         preset="full",
-        n_seeds=3,
+        n_seeds=5,
         tasks=_FULL_TASKS,
         lrs=(1e-3, 3e-3, 1e-2),
-        sweep="first",
+        sweep="task",  # every model gets its own lr per task, chosen on validation
         train_len=128,
         steps=800,
         warmup_steps=50,
@@ -115,7 +119,10 @@ def _setup_md(
 ) -> str:
     "Markdown bullet list of what a configuration trains and tests."
     seeds = [c["seed"] + i for i in range(c["n_seeds"])]
-    sweep = "every run" if c["sweep"] == "all" else f"seed {seeds[0]} of {c['tasks'][0]}, winner reused"
+    sweep = {
+        "all": "every run",
+        "task": f"seed {seeds[0]} of every task, per model and task; the other seeds at that task's winner",
+    }.get(c["sweep"], f"seed {seeds[0]} of {c['tasks'][0]}, winner reused on every task")
     ms = c["msc"]
     return "\n".join(
         [
@@ -487,8 +494,8 @@ def bench_multiscale(
 # %% ../../nbs/12_multiscale_experiment.ipynb #0c3bccf8
 def _check_config(cfg: MultiScaleExperimentConfig) -> None:
     "Raise a `ValueError` for an invalid configuration."
-    if cfg.sweep not in ("all", "first"):
-        raise ValueError(f"sweep must be 'all' or 'first', got {cfg.sweep!r}")
+    if cfg.sweep not in ("all", "task", "first"):
+        raise ValueError(f"sweep must be 'all', 'task' or 'first', got {cfg.sweep!r}")
     if not isinstance(cfg.workers, int) or cfg.workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {cfg.workers!r}")
     if not cfg.tasks or cfg.n_seeds < 1 or not cfg.lrs:
@@ -500,8 +507,13 @@ def _check_config(cfg: MultiScaleExperimentConfig) -> None:
         multiscale_mixer_cls(dataclasses.replace(cfg.msc, **kw))  # validates
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #2af80f45
+def _sweep_key(cfg: MultiScaleExperimentConfig, task: str, base: str) -> tuple:
+    "Which sweep a run's learning rate comes from: its task's (sweep='task') or the first task's."
+    return (task if cfg.sweep == "task" else None, base)
+
+
 def _plan(cfg: MultiScaleExperimentConfig) -> tuple:
-    "(jobs runnable now, {base label: jobs waiting for that model's best lr})."
+    "(jobs runnable now, {(task or None, base label): jobs waiting for that model's best lr})."
     t0, msc, out, waiting = cfg.tasks[0], asdict(cfg.msc), [], {}
     labels = [(n, n, msc, None) for n in cfg.models]
     labels += [
@@ -518,21 +530,33 @@ def _plan(cfg: MultiScaleExperimentConfig) -> tuple:
             for seed in cfg.seeds:
                 grid = task == t0 and seed == cfg.seeds[0] and label in cfg.grid_models
                 job = _Job(label, name, task, seed, m, sp, base=base, rank=rank, grid=grid)
+                sweeps_here = task == t0 or cfg.sweep == "task"
                 if cfg.sweep == "all":
                     out += [dataclasses.replace(job, lr=lr) for lr in cfg.lrs]
-                elif task == t0 and base == label and seed == cfg.seeds[0]:
+                elif sweeps_here and base == label and seed == cfg.seeds[0]:
                     out += [dataclasses.replace(job, lr=lr, swept=True) for lr in cfg.lrs]
                 else:
-                    waiting.setdefault(base, []).append(job)
+                    waiting.setdefault(_sweep_key(cfg, task, base), []).append(job)
     return out, waiting
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #24f75148
-def _schedule(cfg: MultiScaleExperimentConfig, jobs: list, waiting: dict) -> list:
+def _job_file(task: str, label: str, lr: float, seed: int) -> str:
+    "The file name of a finished run in the run cache."
+    return re.sub(r"[^\w.+=-]", "_", f"{task}--{label}--lr{lr:g}--seed{seed}") + ".json"
+
+
+def _schedule(
+    cfg: MultiScaleExperimentConfig,  # the budget, workers and sweep mode
+    jobs: list,  # runnable now (from `_plan`)
+    waiting: dict,  # released by the sweeps (from `_plan`)
+    cache: Path | None = None,  # finished runs are saved here, and taken from here instead of rerun
+) -> list:  # one record per run, in plan order
     "Run `jobs` in `cfg.workers` processes; a finished sweep releases its model's jobs at the best lr."
     records, left, cd = [], {}, asdict(cfg)
     rank = {j.label: j.rank for j in [*jobs, *(j for js in waiting.values() for j in js)]}
     for j in jobs:
-        left[j.label] = left.get(j.label, 0) + j.swept
+        k = _sweep_key(cfg, j.task, j.label)
+        left[k] = left.get(k, 0) + j.swept
 
     def done(rec: dict) -> list:  # record a result; return the jobs it unblocks
         records.append(rec)
@@ -542,21 +566,38 @@ def _schedule(cfg: MultiScaleExperimentConfig, jobs: list, waiting: dict) -> lis
                 f"val {rec['val']:.3f}, test {rec['acc']}",
                 flush=True,
             )
+        k = _sweep_key(cfg, rec["task"], rec["model"])
         if not rec["swept"]:
             return []
-        left[rec["model"]] -= 1
-        if left[rec["model"]]:
+        left[k] -= 1
+        if left[k]:
             return []
         # ties go to the smaller lr, whatever finished first
-        best = _best_lr([r for r in records if r["swept"] and r["model"] == rec["model"]])
-        return [dataclasses.replace(j, lr=best) for j in waiting.pop(rec["model"], [])]
+        same = [r for r in records if r["swept"] and r["model"] == rec["model"] and k[0] in (None, r["task"])]
+        return [dataclasses.replace(j, lr=_best_lr(same)) for j in waiting.pop(k, [])]
+
+    def finish(rec: dict) -> list:  # persist a new record, then as `done`
+        if cache is not None:
+            save_json(rec, cache / _job_file(rec["task"], rec["model"], rec["lr"], rec["seed"]))
+        return done(rec)
+
+    def to_run(js: list) -> list:  # take finished runs from the cache (and what they release); the rest
+        todo, out = list(js), []
+        while todo:
+            j = todo.pop(0)
+            p = None if cache is None else cache / _job_file(j.task, j.label, j.lr, j.seed)
+            if p is not None and p.is_file():
+                todo += done(load_json(p))
+            else:
+                out.append(j)
+        return out
 
     if cfg.workers == 1:
-        todo = list(jobs)
+        todo = to_run(jobs)
         while todo:
-            todo += done(_run_job(asdict(todo.pop(0)), cd))
+            todo += to_run(finish(_run_job(asdict(todo.pop(0)), cd)))
     else:
-        _schedule_parallel(cfg.workers, jobs, cd, done)
+        _schedule_parallel(cfg.workers, to_run(jobs), cd, lambda rec: to_run(finish(rec)))
     if waiting:
         raise RuntimeError(f"jobs never released (their model's sweep did not run): {sorted(waiting)}")
     order = {t: i for i, t in enumerate(cfg.tasks)}
@@ -605,13 +646,16 @@ def _headline(res: dict, cfg: MultiScaleExperimentConfig) -> dict:
 # %% ../../nbs/12_multiscale_experiment.ipynb #2f3b200f
 def run(
     cfg: MultiScaleExperimentConfig,  # what to run (a preset from `PRESETS` or your own)
-    out: str | Path | None = None,  # unused: the experiment writes no side artefacts
+    out: str | Path | None = None,  # keeps finished runs in OUT/checkpoints/PRESET-HASH until the run ends
 ) -> dict:  # meta, config, headline, runs, summary, efficiency, bench
     "Train the multi-scale SSM and the baselines, test at 1x..8x the training length, measure cost."
     _check_config(cfg)
     t0 = time.perf_counter()
     jobs, waiting = _plan(cfg)
-    runs = _schedule(cfg, jobs, waiting)
+    cache = Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / config_tag(cfg) if out else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)  # a killed run resumes: finished runs are not rerun
+    runs = _schedule(cfg, jobs, waiting, cache)
     res = dict(
         config=asdict(cfg), runs=runs, summary=_summarise(runs), train_seconds=time.perf_counter() - t0
     )
@@ -624,6 +668,8 @@ def run(
     )
     res["headline"] = _headline(res, cfg)
     res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds=list(cfg.seeds))
+    if out and not cfg.ckpt_dir:
+        shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
     return res
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #1b140230

@@ -9,7 +9,7 @@ __all__ = ['PRESETS', 'CONTROLS', 'LLAVA_N_VISUAL', 'GOAL_ACC', 'FIGURES', 'EXPE
            'plot_training', 'plot_cost', 'plot_time', 'plot_llava7b', 'show_batch', 'plot']
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0004
-import time, tempfile, dataclasses, hashlib, json, shutil
+import time, tempfile, dataclasses, shutil
 from pathlib import Path
 from dataclasses import dataclass, asdict
 
@@ -24,6 +24,7 @@ from ..vlm import build_input_ids, with_prompt, evaluate, chance, train_vlm, sav
 from ..vlm import train_position_stage
 from ..vlm import vlm_macs, kv_cache_bytes, llava7b_projection
 from .base import tidy_log_axes, Experiment, metric, run_meta, save_figure, fmt_metric, headline_table, verdict
+from .base import config_tag
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
 @dataclass
@@ -260,12 +261,6 @@ def _time_size(c: VLMConfig, q: torch.Tensor, tok: WordTokenizer, repeats: int, 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0028
 LLAVA_N_VISUAL = (16, 32, 64, 128, 144, 192, 256, 576, 1024, 2880)  # LLaVA-1.5: 576; LLaVA-NeXT: up to 2,880
 
-# %% ../../nbs/13_vlm_experiment.ipynb #730443f0
-def _cfg_tag(cfg: VLMExperimentConfig) -> str:
-    "A folder name for `cfg`'s stage checkpoints: a killed run resumes only a run of the same config."
-    h = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return f"{cfg.preset}-{h}"
-
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0029
 def run(
     cfg: VLMExperimentConfig,  # the experiment
@@ -274,7 +269,7 @@ def run(
     "Train and evaluate the VLM and its text-only floor per seed, probe positions, time and account the cost."
     t0, seeds = time.perf_counter(), [cfg.seed + i for i in range(cfg.n_seeds)]
     with tempfile.TemporaryDirectory() as tmp:
-        ck = Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / _cfg_tag(cfg) if out else Path(tmp)
+        ck = Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / config_tag(cfg) if out else Path(tmp)
         trained = [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
     if out and not cfg.ckpt_dir:
         shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
