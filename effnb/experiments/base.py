@@ -261,6 +261,8 @@ def describe_results(res:dict, # loaded results
     if m["preset"] != "full":
         text += (f"\n\n> **Not the full preset.** These are the `{m['preset']}` preset's results (smaller models, "
                  "budgets or test sets); they can differ from the full preset's, even in direction.")
+    if m.get("note"):
+        text += f"\n\n> **How this run was made.** {m['note']}"  # anything out of the ordinary, said once
     return text
 
 # %% ../../nbs/10_experiments.ipynb #f9add913
