@@ -374,6 +374,16 @@ def tome_merge(
     return Reduced(_gather(x[..., :d], o).to(features.dtype), idx, sizes=size.gather(1, o))
 
 # %% ../nbs/04_reduction.ipynb #885d7ef9
+def _scored_input(
+    features: torch.Tensor, n_keep: int, cls_attention: torch.Tensor
+) -> tuple:  # (b, n, d, scores (b, n), a `Reduced` keeping every token when n_keep = n, else None)
+    "The checks the [CLS]-scored merges share."
+    b, n, d = _check_features(features, n_keep)
+    s = _check_scores(cls_attention, b, n)
+    everything = Reduced(features, torch.arange(n, device=features.device).expand(b, n), scores=s)
+    return b, n, d, s, everything if n_keep == n else None
+
+
 def visionzip_tokens(
     features: torch.Tensor,  # (b, n, d) visual tokens, raster order
     n_keep: int,  # tokens out: dominant + contextual
@@ -382,10 +392,9 @@ def visionzip_tokens(
     contextual_share: float = 10 / 64,  # share of the budget spent on contextual tokens (the paper's 10 of 64)
 ) -> Reduced:
     "VisionZip: top-[CLS] dominant tokens, the rest merged into evenly spaced contextual tokens by key similarity."
-    b, n, d = _check_features(features, n_keep)
-    s = _check_scores(cls_attention, b, n)
-    if n_keep == n:
-        return Reduced(features, torch.arange(n, device=features.device).expand(b, n), scores=s)
+    b, n, d, s, everything = _scored_input(features, n_keep, cls_attention)
+    if everything is not None:
+        return everything
     n_ctx = min(n_keep - 1, max(1, round(contextual_share * n_keep))) if n_keep > 1 else 0
     n_dom = n_keep - n_ctx
     kk = F.normalize((features if keys is None else keys).float(), dim=-1)  # (b, n, d_k)
@@ -427,10 +436,9 @@ def prumerge_tokens(
     knn_share: float = 32 / 575,  # neighbours per kept token, as a share of the other tokens (32 of 575)
 ) -> Reduced:
     "PruMerge at a fixed budget: top-[CLS] tokens plus their attention-weighted key neighbours, and a pruned-token sum."
-    b, n, d = _check_features(features, n_keep)
-    s = _check_scores(cls_attention, b, n)
-    if n_keep == n:
-        return Reduced(features, torch.arange(n, device=features.device).expand(b, n), scores=s)
+    b, n, d, s, everything = _scored_input(features, n_keep, cls_attention)
+    if everything is not None:
+        return everything
     kept = s.topk(max(1, n_keep - 1), -1).indices.sort(-1).values  # (b, k)
     kk = F.normalize((features if keys is None else keys).float(), dim=-1)
     sim = _gather(kk, kept) @ kk.transpose(1, 2)  # (b, k, n)
