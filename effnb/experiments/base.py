@@ -254,9 +254,11 @@ def describe_results(res:dict, # loaded results
     text = (f"Preset **{m['preset']}**, seeds {m['seeds']}, commit `{commit[:7]}`{dirty}; {th} on a "
             f"{m['cpu_count']}-core {m['processor'] or m['platform']}; {wall} in all.")
     load = (m.get("load_avg") or [None])[0]
-    if load is not None and m.get("cpu_count") and load > 0.75 * m["cpu_count"]:
+    own = (res.get("config") or {}).get("workers", 1) * m["threads"]  # the run's own processes x threads
+    if load is not None and m.get("cpu_count") and load > max(own + 0.5, 0.75 * m["cpu_count"]):
         text += (f"\n\n> **Busy machine.** The 1-minute load average was {load:.1f} on {m['cpu_count']} cores when the "
-                 "run ended: other work shared the CPU, so absolute timings are slower and noisier than on an idle "
+                 f"run ended, more than its own {own} process-thread(s): other work shared the CPU, so absolute "
+                 "timings are slower and noisier than on an idle "
                  "machine; ratios measured side by side (interleaved) are less affected.")
     if m["preset"] != "full":
         text += (f"\n\n> **Not the full preset.** These are the `{m['preset']}` preset's results (smaller models, "
