@@ -802,7 +802,12 @@ def findings(r: dict) -> dict:  # {"result", "status"}: the README row
     d = lambda m: f"{100 * p[m]['diff']:+.1f} [{100 * p[m]['lo']:+.1f}, {100 * p[m]['hi']:+.1f}]"
     beat = [p["random"], p["pool"]]
     v_beat = "met" if all(x["lo"] > 0 for x in beat) else "missed" if any(x["hi"] < 0 for x in beat) else NOT_RESOLVED
-    above = [m for m, x in p.items() if x["hi"] < 0 and m not in ("full", "fastv_paper")]
+    eq = lambda m: (_agg(r, m, 1 / 9) or {}).get("equiv_tokens") or 0
+    above = [
+        m + (f" (at {eq(m):.0f} equivalent tokens)" if eq(m) > k + 0.5 else "")  # more LM compute than the budget
+        for m, x in p.items()
+        if x["hi"] < 0 and m not in ("full", "fastv_paper")
+    ]
     v_share, v_pre = verdict(h["svtr_share_25"], 0.95), verdict(h["prefill_25"], 0.4)
     result = (
         f"At {k}/{n} visual tokens (64/576): SVTR {fmt_metric(h['acc_svtr_1_9'])}; SVTR minus random {d('random')}, "
@@ -852,7 +857,9 @@ def plot_budget_accuracy(
             np.array, zip(*sorted((a["ratio"], a["acc"], a["acc_std"]) for a in ag if a["method"] == m))
         )
         ax.errorbar(x, 100 * y, 100 * e, fmt=_STYLE[m][1], ms=4, capsize=2, label=_STYLE[m][0], lw=1)
-    ax.axhline(100 * _agg(r, "full")["acc"], color="k", lw=1, label="all tokens")
+    full = 100 * _agg(r, "full")["acc"]
+    ax.axhline(full, color="k", lw=1, label="all tokens")
+    ax.set_ylim(top=max(ax.get_ylim()[1], full + 2))  # the all-token line is the reference: keep it in view
     ax.axhline(100 * _agg(r, "no_image")["acc"], color="grey", ls=":", label="no visual tokens")
     ax.set_xscale("log", base=2)
     ax.set(
