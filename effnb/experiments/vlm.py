@@ -204,11 +204,16 @@ def probe_positions(
     torch.manual_seed(seed)
     fresh = TinyLlava(rc.model).vision_tower
     kw = dict(n_images=cfg.probe_images, steps=cfg.probe_steps)
-    return {
-        "trained, embeddings": position_probe(model.vision_tower, rc.scenes, layer=0, **kw),
-        "trained, what the LM gets": position_probe(model.vision_tower, rc.scenes, layer=-2, **kw),
-        "untrained, same layer": position_probe(fresh, rc.scenes, layer=-2, **kw),
+    probes = {
+        "trained, embeddings": (model.vision_tower, 0),
+        "trained, what the LM gets": (model.vision_tower, -2),
+        "untrained, same layer": (fresh, -2),
     }
+    out = {}
+    for name, (tower, layer) in probes.items():
+        note(f"vlm: position probe, {name} ...")
+        out[name] = position_probe(tower, rc.scenes, layer=layer, **kw)
+    return out
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0023
 def _sized(cfg: VLMConfig, image_size: int) -> VLMConfig:
@@ -229,7 +234,11 @@ def time_vs_tokens(
     "Time vision encoder, projector, LM prefill and the whole forward for a range of visual-token counts."
     tok = WordTokenizer()
     q = torch.tensor([tok.encode("what colour is the mark ?", 10)])
-    return [_time_size(_sized(cfg, s), q, tok, repeats, threads) for s in image_sizes]
+    rows = []
+    for i, s in enumerate(image_sizes):
+        note(f"vlm: timing at {s} px ({i + 1}/{len(image_sizes)}) ...")
+        rows.append(_time_size(_sized(cfg, s), q, tok, repeats, threads))
+    return rows
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0025
 def _time_size(c: VLMConfig, q: torch.Tensor, tok: WordTokenizer, repeats: int, threads: int) -> dict:
@@ -284,7 +293,6 @@ def run(
             seed=seeds[0],
             test_accuracy=runs[0]["accuracy"]["vlm"],
         )
-    note(f"vlm: position probes ({cfg.probe_images} images), then timing at image sides {cfg.sizes} ...")
     res = dict(
         config=asdict(cfg),
         runs=runs,
