@@ -163,10 +163,13 @@ def repo_root()->Path|None:
     root = Path(effnb.__file__).resolve().parent.parent
     return root if (root / "nbs").is_dir() and (root / "settings.ini").is_file() else None
 
+_EXECUTION_FIELDS = ("workers", "progress", "ckpt_dir")  # how a run is executed, not what it computes
+
 def config_tag(cfg, # a config dataclass with a `preset` field
               )->str: # PRESET-HASH
     "A folder name for a run's resumable checkpoints: a killed run resumes only a run of the same config."
-    h = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _EXECUTION_FIELDS}
+    h = hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{cfg.preset}-{h}"
 
 def git_state(root:Path|None=None)->dict:
@@ -263,6 +266,9 @@ def describe_results(res:dict, # loaded results
     if m["preset"] != "full":
         text += (f"\n\n> **Not the full preset.** These are the `{m['preset']}` preset's results (smaller models, "
                  "budgets or test sets); they can differ from the full preset's, even in direction.")
+    if len(m.get("run_commits") or []) > 1:  # a resumed run whose parts ran at different commits
+        cs = ", ".join(f"`{c[:7]}`" for c in m["run_commits"])
+        text += f"\n\n> **Resumed across commits.** Its runs were trained at {len(m['run_commits'])} commits ({cs})."
     if m.get("note"):
         text += f"\n\n> **How this run was made.** {m['note']}"  # anything out of the ordinary, said once
     return text

@@ -27,7 +27,7 @@ from ..multiscale import MultiScaleConfig, MultiScaleMixer, MODELS, build_model,
 from ..multiscale import RNNClassifier, stream_classifier, model_flops_per_token, predict, accuracy
 from ..multiscale import state_updates_per_token, state_size
 from .base import tidy_log_axes, Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric
-from .base import verdict, config_tag, NOT_RESOLVED
+from .base import verdict, config_tag, git_state, NOT_RESOLVED
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
 @dataclass
@@ -552,7 +552,7 @@ def _schedule(
     cache: Path | None = None,  # finished runs are saved here, and taken from here instead of rerun
 ) -> list:  # one record per run, in plan order
     "Run `jobs` in `cfg.workers` processes; a finished sweep releases its model's jobs at the best lr."
-    records, left, cd = [], {}, asdict(cfg)
+    records, left, cd, commit = [], {}, asdict(cfg), git_state()["commit"]
     rank = {j.label: j.rank for j in [*jobs, *(j for js in waiting.values() for j in js)]}
     for j in jobs:
         k = _sweep_key(cfg, j.task, j.label)
@@ -577,6 +577,7 @@ def _schedule(
         return [dataclasses.replace(j, lr=_best_lr(same)) for j in waiting.pop(k, [])]
 
     def finish(rec: dict) -> list:  # persist a new record, then as `done`
+        rec = {**rec, "commit": commit}  # a resumed run may span commits: each record keeps its own
         if cache is not None:
             save_json(rec, cache / _job_file(rec["task"], rec["model"], rec["lr"], rec["seed"]))
         return done(rec)
@@ -668,6 +669,7 @@ def run(
     )
     res["headline"] = _headline(res, cfg)
     res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds=list(cfg.seeds))
+    res["meta"]["run_commits"] = sorted({r["commit"] for r in runs if r.get("commit")})  # >1: resumed across commits
     if out and not cfg.ckpt_dir:
         shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
     return res
