@@ -96,6 +96,11 @@ def mean_std_ci(values, # per-seed values
     return m, s, m - h, m + h
 
 # %% ../../nbs/10_experiments.ipynb #e5316ccd
+def _cut_share(ci:list, unit:str, values:list)->list:
+    "A share cannot leave [0, 1]: the interval of a '%' metric whose values are shares is cut at the bounds."
+    if unit == "%" and all(0 <= v <= 1 for v in values): return [max(ci[0], 0.0), min(ci[1], 1.0)]
+    return list(ci)
+
 def metric(values, # per-seed values (one value for a single measurement)
            unit:str="%", # shown after the number; "%" values are fractions shown x100
            label:str="", # what the number is, for tables
@@ -109,8 +114,8 @@ def metric(values, # per-seed values (one value for a single measurement)
     if ci95 is not None:
         if len(vals) != 1: raise ValueError(f"ci95 is for a single value; {len(vals)} values get a t interval")
         lo, hi = (float(x) for x in ci95)
-    if lo is not None and unit == "%" and all(0 <= v <= 1 for v in vals):
-        lo, hi = max(lo, 0.0), min(hi, 1.0)  # a share cannot leave [0, 1]: the t interval is cut at the bounds
+    if lo is not None:
+        lo, hi = _cut_share([lo, hi], unit, vals)
     return dict(values=vals, mean=m, std=s, ci95=None if lo is None else [lo, hi], n=len(vals),
                 unit=unit, label=label, higher=higher, tol=tol)
 
@@ -122,9 +127,7 @@ def fmt_metric(m:dict, # from `metric`
     k = 100 if m["unit"] == "%" else 1
     u = " %" if m["unit"] == "%" else (m["unit"] and f" {m['unit']}")
     f = lambda x: f"{k * x:.{digits}f}"
-    ci = m["ci95"]
-    if ci is not None and m["unit"] == "%" and all(0 <= v <= 1 for v in m["values"]):
-        ci = [max(ci[0], 0.0), min(ci[1], 1.0)]  # also for results saved before `metric` cut the interval
+    ci = m["ci95"] and _cut_share(m["ci95"], m["unit"], m["values"])  # also results saved before `metric` cut it
     if m["std"] is None:
         return f"{f(m['mean'])}{u}" + ("" if ci is None else f" [{f(ci[0])}, {f(ci[1])}]")
     return f"{f(m['mean'])} ± {f(m['std'])}{u} [{f(ci[0])}, {f(ci[1])}]"

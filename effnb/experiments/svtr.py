@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'HEADLINE_RATIOS', 'EXPERIMENT', 'SVTRConfig', 'get_vlm', 'tiny_vision', 'question_query', 'reduced_inputs',
-           'answer_outputs', 'fastv_outputs', 'fidelity', 'fastv_settings', 'evaluate_reducers', 'aggregate',
-           'time_prefill', 'time_scoring', 'token_saliency', 'train_scorer', 'paired_comparisons', 'share_interval',
-           'run', 'markdown_table', 'qtype_table', 'timing_table', 'scoring_table', 'report', 'paired_table',
-           'findings', 'plot_budget_accuracy', 'plot_fidelity', 'plot_budget_cost', 'plot_kept', 'plot']
+           'answer_outputs', 'fastv_outputs', 'fidelity', 'fastv_layer', 'fastv_settings', 'evaluate_reducers',
+           'aggregate', 'time_prefill', 'time_scoring', 'token_saliency', 'train_scorer', 'paired_comparisons',
+           'share_interval', 'run', 'markdown_table', 'qtype_table', 'timing_table', 'scoring_table', 'report',
+           'paired_table', 'findings', 'plot_budget_accuracy', 'plot_fidelity', 'plot_budget_cost', 'plot_kept', 'plot']
 
 # %% ../../nbs/14_svtr_experiment.ipynb #21d81b83
 import time
@@ -258,6 +258,11 @@ def _summarise(pred: torch.Tensor, fid: dict, batch: dict, qtypes: tuple) -> dic
     return res
 
 # %% ../../nbs/14_svtr_experiment.ipynb #a461abf9
+def fastv_layer(K: int, L: int) -> int:
+    "FastV's pruning layer in an L-layer LM: K, capped at L - 1 (the last layer after which pruning still saves)."
+    return max(1, min(K, L - 1))
+
+
 def fastv_settings(
     n: int,  # visual tokens
     L: int,  # LM layers
@@ -265,7 +270,7 @@ def fastv_settings(
     K: int = 2,  # FastV's K (the paper's 2), capped at L - 1
 ) -> dict:  # {row name: (K, tokens kept after layer K)}; "fastv_matched" only where it exists
     "FastV at the same kept count after layer K, and at the LM compute of `n_keep` tokens before the LM (K = 1)."
-    K = max(1, min(K, L - 1))
+    K = fastv_layer(K, L)
     out = {"fastv": (K, n_keep)}
     if L > 1:
         kept = round((L * n_keep - n) / (L - 1))  # (n + (L-1) kept) / L = n_keep: equal equivalent tokens
@@ -308,7 +313,7 @@ def evaluate_reducers(
     x = torch.cat([model.language_model.embed_tokens(t) for t in _prompt_parts(qids, WordTokenizer())], 1)
     row(*answer_outputs(model, x), method="no_image", ratio=0.0, budget=0.0, n_keep=0, seed=0)
     full_emb = torch.cat([x[:, :3], feats, x[:, 3:]], 1)  # (b, 3 + n + t1, d) for FastV
-    K = max(1, min(cfg.fastv_K, L - 1))
+    K = fastv_layer(cfg.fastv_K, L)
     nk = max(1, round((1 - cfg.fastv_R) * n))
     T = equivalent_tokens(n, nk, K, L)
     h, lg, _ = fastv_outputs(model, full_emb, 3, n, K, nk)
@@ -365,7 +370,7 @@ def time_prefill(
 ) -> list:  # rows: n_keep, prefill median (s) and every repeat, FastV median (s) and K
     "Median LM prefill time per budget (answer logits only) and FastV's at the same kept count, round-robin."
     lm, d = model.language_model, model.config.text_config.hidden_size
-    K = max(1, min(cfg.fastv_K, len(lm.layers) - 1))
+    K = fastv_layer(cfg.fastv_K, len(lm.layers))
     torch.manual_seed(0)
     full = torch.randn(cfg.time_batch, n_text + n, d)
     xs = {nk: torch.randn(cfg.time_batch, n_text + nk, d) for nk in budgets}
