@@ -605,6 +605,7 @@ def evaluate(
     batch: dict,  # prompts from `with_prompt`
     qtypes: tuple,  # names of the question types (`SceneConfig.qtypes`)
     chunk: int = 256,  # examples per forward
+    per_item: bool = False,  # also return `correct`: one character per question, "1" if right (for paired tests)
 ) -> dict:  # accuracy overall and per question type
     "Exact-match accuracy of the greedy one-token answer, overall and per question type."
     was = model.training
@@ -619,6 +620,8 @@ def evaluate(
     res = {"acc": ok.mean().item()}
     for j, q in enumerate(qtypes):
         res[f"acc_{q}"] = ok[batch["qtype"] == j].mean().item()
+    if per_item:
+        res["correct"] = "".join("1" if x else "0" for x in ok.tolist())
     return res
 
 # %% ../nbs/03_vlm.ipynb #5c728ba5

@@ -272,6 +272,10 @@ def describe_results(res:dict, # loaded results
     if len(m.get("run_commits") or []) > 1:  # a resumed run whose parts ran at different commits
         cs = ", ".join(f"`{c[:7]}`" for c in m["run_commits"])
         text += f"\n\n> **Resumed across commits.** Its runs were trained at {len(m['run_commits'])} commits ({cs})."
+        secs = [r["seconds"] for r in res.get("runs") or [] if isinstance(r, dict) and "seconds" in r]
+        if secs:  # the wall-clock is the last session's only
+            text += (f" The wall-clock above is the last session's; its runs trained for {sum(secs) / 60:.0f} min "
+                     "in all (summed over runs).")
     if m.get("note"):
         text += f"\n\n> **How this run was made.** {m['note']}"  # anything out of the ordinary, said once
     return text

@@ -10,21 +10,22 @@ __all__ = ['PRESETS', 'CONTROLS', 'LLAVA_N_VISUAL', 'GOAL_ACC', 'FIGURES', 'EXPE
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0004
 import time, tempfile, dataclasses, shutil
+from typing import Callable
 from pathlib import Path
 from dataclasses import dataclass, asdict
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0005
 import numpy as np
 import torch
-from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled
+from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled, load_json, save_json
 from ..train import TrainConfig, load_checkpoint
 from ..scenes import SceneConfig, WordTokenizer, make_scene_batch
 from ..vlm import VisionConfig, TextConfig, VLMConfig, TinyLlava, VLMRunConfig, LLAVA_7B
-from ..vlm import build_input_ids, with_prompt, evaluate, chance, train_vlm, save_vlm, position_probe
+from ..vlm import build_input_ids, with_prompt, evaluate, chance, train_vlm, save_vlm, load_vlm, position_probe
 from ..vlm import train_position_stage
 from ..vlm import vlm_macs, kv_cache_bytes, llava7b_projection
 from .base import tidy_log_axes, Experiment, metric, run_meta, save_figure, fmt_metric, headline_table, verdict
-from .base import config_tag
+from .base import config_tag, git_state, paired_bootstrap
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
 @dataclass
@@ -32,7 +33,7 @@ class VLMExperimentConfig:
     "Experiment 3: the model's size, the three training stages, the evaluation and the timing."
 
     preset: str = "custom"  # the preset's name, recorded in meta
-    seed: int = 0  # base seed: run i trains with seed + i (its stage-3 stream uses seed + i + 1)
+    seed: int = 0  # base seed: run i trains with seed + 2i and its stage 3 with seed + 2i + 1 (no stream shared)
     n_seeds: int = 1  # independent trainings; the checkpoint saved is the first one's
     d: int = 96  # width of the ViT and of the language model (heads: d // 32, at least 2)
     layers: int = 3  # depth of the ViT and of the language model
@@ -121,71 +122,108 @@ PRESETS = {
         probe_steps=20,
         sizes=(32, 64),
         repeats=2,
-        controls=("no_gain_reset", "no_table"),  # exercised here; run at full size in a later session
+        controls=("no_gain_reset", "no_table"),
     ),
     "quick": VLMExperimentConfig(
         "quick", d=64, layers=2, pre_steps=600, steps=1500, pos_steps=500, sizes=(32, 64, 128, 256), repeats=3
     ),
-    "full": VLMExperimentConfig("full"),
+    "full": VLMExperimentConfig("full", n_seeds=3, controls=("no_gain_reset", "no_table")),
 }
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0018
 def train_seed(
     cfg: VLMExperimentConfig,  # the experiment
     seed: int,  # this run's seed
-    ckpt_dir: Path,  # resumable checkpoints of its stages
-) -> tuple:  # (trained TinyLlava, JSON-able record)
-    "Train the VLM (stages 1-3) and the text-only floor for one seed; test accuracy per question type."
+    ckpt_dir: Path,  # its parts' records and resumable stage checkpoints; the final model is saved as `model.pt`
+) -> dict:  # JSON-able record: accuracies, training histories, seconds and commit of each part
+    "Train and test the VLM (stages 1-3), its stage-3 controls and the text-only floor of one seed, part by part."
     rc, tok = run_config(cfg, seed), WordTokenizer()
-    model, res, vres, pres = train_vlm(rc, ckpt_path=ckpt_dir / "train_vlm.ckpt", progress=progress_enabled())
-    test = make_scene_batch(rc.n_test, seed, "test", rc.scenes, tok)
     q, n_img = rc.scenes.qtypes, rc.model.vision_config.num_patches
-    acc = {"vlm": evaluate(model, with_prompt(test, n_img, tok), q), "chance": chance(q)}
-    fresh = make_scene_batch(rc.n_test, seed, "test_fresh", rc.scenes, tok)  # a stream no choice has seen
-    acc["vlm_fresh"] = evaluate(model, with_prompt(fresh, n_img, tok), q)
-    yes_no = dataclasses.replace(rc.scenes, qtypes=("relpos_check",))  # the old yes/no relpos form
-    old = make_scene_batch(min(rc.n_test, 1000), seed, "test", yes_no, tok)
-    acc["relpos_check"] = evaluate(model, with_prompt(old, n_img, tok), yes_no.qtypes)
-    if pres is not None:
-        acc["stage2"] = evaluate(_stage2_model(rc, ckpt_dir), with_prompt(test, n_img, tok), q)
+    test = with_prompt(make_scene_batch(rc.n_test, seed, "test", rc.scenes, tok), n_img, tok)
+    fresh = with_prompt(make_scene_batch(rc.n_test, seed, "test_fresh", rc.scenes, tok), n_img, tok)  # unseen stream
+    both = lambda m: dict(test=evaluate(m, test, q), fresh=evaluate(m, fresh, q, per_item=True))  # items: paired tests
+    vlm = _part(ckpt_dir, "vlm", lambda: _vlm_part(rc, ckpt_dir, both, test))
+    acc = {"vlm": vlm["accuracy"]["test"], "chance": chance(q), "vlm_fresh": vlm["accuracy"]["fresh"]}
+    acc.update({k: v for k, v in vlm["accuracy"].items() if k not in ("test", "fresh")})
+    rec = dict(seed=seed, params=vlm["params"], accuracy=acc, train=vlm["train"], commits=[vlm["commit"]])
     for name in cfg.controls:
-        note(f"vlm seed {seed}: stage-3 control {name} ...")
-        ctrl = _control_model(name, rc, ckpt_dir)
-        acc[name] = evaluate(ctrl, with_prompt(test, n_img, tok), q)
-        acc[f"{name}_fresh"] = evaluate(ctrl, with_prompt(fresh, n_img, tok), q)
-    rec = dict(seed=seed, params=count_parameters(model), accuracy=acc, train=_train_record(res, vres, pres))
+        c = _part(ckpt_dir, name, lambda: _control_part(name, rc, ckpt_dir, both))
+        acc[name], acc[f"{name}_fresh"] = c["accuracy"]["test"], c["accuracy"]["fresh"]
+        rec["train"][name], rec["commits"] = c["train"], rec["commits"] + [c["commit"]]
     if rc.text_only:
-        note(f"vlm seed {seed}: the text-only floor, same budget ...")
-        text, tres, *_ = train_vlm(
-            rc, text_only=True, ckpt_path=ckpt_dir / "train_text_only.ckpt", progress=progress_enabled()
-        )
-        acc["text_only"] = evaluate(text, with_prompt(test, 0, tok), q)
-        rec["train"]["text_only"] = dict(history=tres.history, evals=tres.evals, seconds=tres.seconds)
-    return model, rec
+        t = _part(ckpt_dir, "text_only", lambda: _text_only_part(rc, ckpt_dir, q, tok))
+        acc["text_only"], rec["train"]["text_only"] = t["accuracy"], t["train"]
+        rec["commits"].append(t["commit"])
+    rec["commits"] = sorted(set(rec["commits"]) - {None})
+    rec["seconds"] = _seconds(rec["train"])  # training time of all its parts, whichever session ran them
+    return rec
+
+
+def _seconds(tree) -> float:
+    "The sum of every `seconds` entry in a nested training record."
+    if isinstance(tree, dict):
+        return sum(v if k == "seconds" else _seconds(v) for k, v in tree.items())
+    return 0.0
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0019
-def _stage2_model(rc: VLMRunConfig, ckpt_dir: Path) -> TinyLlava:
-    "The model as it was at the end of stage 2 (its last stage-2 checkpoint), in eval mode."
-    m = TinyLlava(rc.model)
-    load_checkpoint(ckpt_dir / "train_vlm.ckpt", m)
-    return m.eval()
+def _part(
+    ckpt_dir: Path,  # the seed's folder
+    name: str,  # the part: `NAME.part.json` holds its record once it has finished
+    fn: Callable,  # () -> record of the part (JSON-able)
+) -> dict:  # the record, with the commit it ran at
+    "One part of a seed's run: read back if it finished before (a killed run resumes here), else run and saved."
+    p = ckpt_dir / f"{name}.part.json"
+    if p.is_file():
+        return load_json(p)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    save_json({**fn(), "commit": git_state()["commit"]}, p)
+    return load_json(p)  # as a resumed run reads it (tuples become lists)
+
+
+def _vlm_part(rc: VLMRunConfig, ckpt_dir: Path, both: Callable, test: dict) -> dict:
+    "Stages 1-3, tested on both splits; the old yes/no relpos form; the stage-2 model. Saves `model.pt`, `stage2.pt`."
+    model, res, vres, pres = train_vlm(rc, ckpt_path=ckpt_dir / "train_vlm.ckpt", progress=progress_enabled())
+    save_vlm(model, ckpt_dir / "model.pt")
+    acc, tok, n_img = both(model), WordTokenizer(), rc.model.vision_config.num_patches
+    yes_no = dataclasses.replace(rc.scenes, qtypes=("relpos_check",))  # the old yes/no relpos form
+    old = make_scene_batch(min(rc.n_test, 1000), rc.train.seed, "test", yes_no, tok)
+    acc["relpos_check"] = evaluate(model, with_prompt(old, n_img, tok), yes_no.qtypes)
+    if pres is not None:  # the model as stage 2 left it (its last checkpoint), kept for the no_gain_reset control
+        s2 = TinyLlava(rc.model)
+        load_checkpoint(ckpt_dir / "train_vlm.ckpt", s2)
+        save_vlm(s2, ckpt_dir / "stage2.pt")
+        acc["stage2"] = evaluate(s2.eval(), test, rc.scenes.qtypes)
+    return dict(params=count_parameters(model), accuracy=acc, train=_train_record(res, vres, pres))
 
 
 CONTROLS = ("no_gain_reset", "no_table")
 
 
-def _control_model(name: str, rc: VLMRunConfig, ckpt_dir: Path) -> TinyLlava:
+def _control_part(name: str, rc: VLMRunConfig, ckpt_dir: Path, both: Callable) -> dict:
     "A stage-3 control: the same extra steps without the gain reset, or the whole recipe without the 2-D table."
+    note(f"vlm seed {rc.train.seed}: stage-3 control {name} ...")
     if name == "no_gain_reset":
-        m = _stage2_model(rc, ckpt_dir)
+        m = load_vlm(ckpt_dir / "stage2.pt")[0]
         m.vision_tower.requires_grad_(not rc.freeze_vision)  # frozen, as in stage 3
-        train_position_stage(m.train(), dataclasses.replace(rc, position_gain=None), ckpt_dir / "no_gain_reset.ckpt")
-        return m.eval()
-    if name == "no_table":
+        r = dataclasses.replace(rc, position_gain=None)
+        pres = train_position_stage(m.train(), r, ckpt_dir / "no_gain_reset.ckpt", progress_enabled())
+        train = _train_record(None, None, pres)
+    elif name == "no_table":
         plain = dataclasses.replace(rc.model, visual_position_embedding="none")
-        m, *_ = train_vlm(dataclasses.replace(rc, model=plain, position_gain=None), ckpt_path=ckpt_dir / "no_table.ckpt")
-        return m
-    raise ValueError(f"unknown control {name!r}: expected one of {CONTROLS}")
+        r = dataclasses.replace(rc, model=plain, position_gain=None)
+        m, *stages = train_vlm(r, ckpt_path=ckpt_dir / "no_table.ckpt", progress=progress_enabled())
+        train = _train_record(*stages)
+    else:
+        raise ValueError(f"unknown control {name!r}: expected one of {CONTROLS}")
+    return dict(accuracy=both(m.eval()), train=train)
+
+
+def _text_only_part(rc: VLMRunConfig, ckpt_dir: Path, q: tuple, tok: WordTokenizer) -> dict:
+    "The text-only floor: stage 2's budget on prompts without image tokens, tested on the test split."
+    note(f"vlm seed {rc.train.seed}: the text-only floor, same budget ...")
+    text, tres, *_ = train_vlm(rc, text_only=True, ckpt_path=ckpt_dir / "train_text_only.ckpt", progress=progress_enabled())
+    test = with_prompt(make_scene_batch(rc.n_test, rc.train.seed, "test", rc.scenes, tok), 0, tok)
+    return dict(accuracy=evaluate(text, test, q), train=_train_record(tres, None, None)["questions"])
 
 
 def _train_record(res, vres, pres) -> dict:
@@ -276,13 +314,13 @@ def run(
     out: str | Path | None = None,  # folder for `vlm.pt` (the first seed's model); None: not saved
 ) -> dict:  # meta, config, headline, runs, probes, timing, llava7b
     "Train and evaluate the VLM and its text-only floor per seed, probe positions, time and account the cost."
-    t0, seeds = time.perf_counter(), [cfg.seed + i for i in range(cfg.n_seeds)]
+    t0, seeds = time.perf_counter(), [cfg.seed + 2 * i for i in range(cfg.n_seeds)]  # stage 3 uses seed + 1
     with tempfile.TemporaryDirectory() as tmp:
         ck = Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / config_tag(cfg) if out else Path(tmp)
-        trained = [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
+        runs = [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
+        model = load_vlm(ck / f"seed{seeds[0]}" / "model.pt")[0]
     if out and not cfg.ckpt_dir:
         shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
-    model, runs = trained[0][0], [r for _, r in trained]
     if out is not None:
         rc = run_config(cfg, seeds[0])
         save_vlm(
@@ -303,9 +341,24 @@ def run(
     )
     res["headline"] = _headline(res)
     res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds)
+    res["meta"]["run_commits"] = sorted({c for r in runs for c in r["commits"]})  # >1: resumed across commits
     return res
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0031
+def _control_effect(runs: list, name: str, what: str) -> dict:
+    "VLM minus a control on the fresh split, in points: per seed (t interval) and per question (paired bootstrap)."
+    pairs = [(r["accuracy"]["vlm_fresh"], r["accuracy"][f"{name}_fresh"]) for r in runs if f"{name}_fresh" in r["accuracy"]]
+    label = f"VLM minus control ({what}), fresh split"
+    h = {f"effect_{name}": metric([100 * (a["acc"] - b["acc"]) for a, b in pairs], "points", f"{label}, over seeds")}
+    if all("correct" in a and "correct" in b for a, b in pairs):
+        bits = lambda s: [int(c) for c in s]  # one 0/1 per question
+        pb = paired_bootstrap([bits(a["correct"]) for a, _ in pairs], [bits(b["correct"]) for _, b in pairs])
+        h[f"effect_{name}_items"] = metric(
+            100 * pb["diff"], "points", f"{label}, paired bootstrap over questions", ci95=[100 * pb["lo"], 100 * pb["hi"]]
+        )
+    return h
+
+
 def _headline(res: dict) -> dict:
     "The headline metrics of `run`'s results (accuracy per seed; cost measured once)."
     acc = lambda k, key="acc": [r["accuracy"][k][key] for r in res["runs"] if k in r["accuracy"]]
@@ -323,6 +376,7 @@ def _headline(res: dict) -> dict:
         if acc(f"{name}_fresh"):
             what = "stage 3 without the gain reset" if name == "no_gain_reset" else "no 2-D table"
             h[f"acc_{name}_fresh"] = metric(acc(f"{name}_fresh"), label=f"control ({what}), fresh test split")
+            h.update(_control_effect(res["runs"], name, what))
     if acc("relpos_check"):
         h["acc_relpos_check"] = metric(
             acc("relpos_check"), label="VLM, old yes/no relpos question (never trained; chance 50 %)"
@@ -491,6 +545,13 @@ def findings(res: dict) -> dict:
         f"(goal {100 * GOAL_ACC:.0f} %); 576 visual tokens cause {fmt_metric(h['llava7b_visual_share'])} "
         "of LLaVA-1.5-7B's prefill MACs"
     )
+    effects = [
+        f"{what} {fmt_metric(h[k], 1)} (over seeds)"
+        for k, what in (("effect_no_gain_reset", "gain reset"), ("effect_no_table", "2-D table"))
+        if k in h
+    ]
+    if effects:
+        result += "; what stage 3's parts add on the fresh split: " + ", ".join(effects)
     m = h.get("acc_vlm_fresh", h["acc_vlm"])  # judged on the split no design choice has seen
     return {"result": result, "status": verdict(m, GOAL_ACC)}
 
