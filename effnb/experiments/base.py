@@ -259,6 +259,8 @@ def describe_results(res:dict, # loaded results
     wall = f"{m['seconds']:.0f} s" if m["seconds"] < 120 else f"{m['seconds'] / 60:.1f} min"
     text = (f"Preset **{m['preset']}**, seeds {m['seeds']}, commit `{commit[:7]}`{dirty}; {th} on a "
             f"{m['cpu_count']}-core {m['processor'] or m['platform']}; {wall} in all.")
+    if m.get("scan_backend"):
+        text += f" Selective scan: the `{m['scan_backend']}` backend."
     load = (m.get("load_avg") or [None])[0]
     own = (res.get("config") or {}).get("workers", 1) * m["threads"]  # the run's own processes x threads
     if load is not None and m.get("cpu_count") and load > max(own + 0.5, 0.75 * m["cpu_count"]):

@@ -26,6 +26,7 @@ from ..tasks import TASKS, get_task, make_task_batch, train_batch_fn, make_test_
 from ..multiscale import MultiScaleConfig, MultiScaleMixer, MODELS, build_model, multiscale_mixer_cls
 from ..multiscale import RNNClassifier, stream_classifier, model_flops_per_token, predict, accuracy
 from ..multiscale import state_updates_per_token, state_size
+from ..scan import auto_backend
 from .base import tidy_log_axes, Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric
 from .base import verdict, config_tag, git_state, NOT_RESOLVED
 
@@ -670,6 +671,7 @@ def run(
     res["headline"] = _headline(res, cfg)
     res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds=list(cfg.seeds))
     res["meta"]["run_commits"] = sorted({r["commit"] for r in runs if r.get("commit")})  # >1: resumed across commits
+    res["meta"]["scan_backend"] = auto_backend() if cfg.msc.backend == "auto" else cfg.msc.backend
     if out and not cfg.ckpt_dir:
         shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
     return res

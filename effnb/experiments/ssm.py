@@ -26,7 +26,7 @@ from ..core import seed_everything, num_threads, benchmark, fmt_time, peak_memor
 from ..core import count_parameters, env_info, note, progress_enabled
 from ..train import TrainConfig, train, step_seed
 from ..layers import CausalSelfAttention
-from ..scan import selective_scan, selective_scan_ref, random_scan_inputs
+from ..scan import selective_scan, selective_scan_ref, random_scan_inputs, auto_backend
 from ..mamba import MambaConfig, MambaCache, MambaMixer, MambaLM
 from .base import tidy_log_axes, Experiment, run_meta, metric, fmt_metric, save_figure
 
@@ -868,7 +868,7 @@ def run(
     ]
     headline = {**_copy_metrics(runs), **_cost_metrics(lc, dc), **_bench_metrics(rows)}
     return dict(
-        meta=run_meta(cfg, time.perf_counter() - t0, seeds=list(seeds)),
+        meta={**run_meta(cfg, time.perf_counter() - t0, seeds=list(seeds)), "scan_backend": auto_backend()},
         config=dataclasses.asdict(cfg),
         headline=headline,
         runs=runs,
