@@ -60,9 +60,15 @@ def _check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, initi
     )
     b, d, l = u.shape
     if _u_is_odd_one(u, delta, A):  # delta and A agree on d, u does not: blame u, not delta
-        hint = ": it looks like (b, l, d); pass u.transpose(1, 2)" if u.transpose(1, 2).shape == delta.shape else ""
-        raise ValueError(f"u has shape {tuple(u.shape)}, expected {tuple(delta.shape)} = (b, d, l) like delta, "
-                         f"with d = {A.shape[0]} from A{hint}")
+        hint = (
+            ": it looks like (b, l, d); pass u.transpose(1, 2)"
+            if u.transpose(1, 2).shape == delta.shape
+            else ""
+        )
+        raise ValueError(
+            f"u has shape {tuple(u.shape)}, expected {tuple(delta.shape)} = (b, d, l) like delta, "
+            f"with d = {A.shape[0]} from A{hint}"
+        )
     act = (u.dtype,)
     par = (u.dtype, torch.float32)
     dev = u.device
@@ -243,6 +249,7 @@ def _scan_bwd(dT, duT, A, BT, CT, saved, gyT, g_last, T: int) -> tuple:
 @dataclass
 class _ScanGrads:
     "Gradient buffers of the reverse scan, filled chunk by chunk (time-major)."
+
     du: torch.Tensor  # (l, b, d): ∂L/∂(Δx)
     dA: torch.Tensor  # (l, b, d): ∂L/∂Δ through Ā
     A: torch.Tensor  # (d, n)
@@ -253,6 +260,7 @@ class _ScanGrads:
 @dataclass
 class _Chunk:
     "One chunk [c0, c1) of the reverse scan: its states, discretised inputs, adjoints and output gradient."
+
     c0: int
     c1: int
     H: torch.Tensor  # (t, b, d, n) states h_t
@@ -621,7 +629,11 @@ def _native_module():
     if "mod" not in _NATIVE:
         cached = _native_cached()
         if not cached:  # a silent half-minute otherwise
-            print("effnb: compiling the native scan kernel (once; torch caches it) ...", file=sys.stderr, flush=True)
+            print(
+                "effnb: compiling the native scan kernel (once; torch caches it) ...",
+                file=sys.stderr,
+                flush=True,
+            )
         t0 = time.perf_counter()
         try:
             from torch.utils.cpp_extension import load_inline
@@ -641,7 +653,9 @@ def _native_module():
             ) from e
         _NATIVE["load_s"] = time.perf_counter() - t0
         if not cached:
-            print(f"effnb: native scan kernel built in {_NATIVE['load_s']:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"effnb: native scan kernel built in {_NATIVE['load_s']:.0f} s", file=sys.stderr, flush=True
+            )
     return _NATIVE["mod"]
 
 # %% ../nbs/01_scan.ipynb #02d5bef9
@@ -707,7 +721,9 @@ def _native_ok() -> bool:
             _native_module()
             _NATIVE["ok"] = True
         except RuntimeError as e:  # warned once per process; `auto` then takes the pure-PyTorch path
-            warnings.warn(f"{e}. backend='auto' uses 'fast' instead (EFFNB_NATIVE=0 skips the build)", stacklevel=4)
+            warnings.warn(
+                f"{e}. backend='auto' uses 'fast' instead (EFFNB_NATIVE=0 skips the build)", stacklevel=4
+            )
             _NATIVE["ok"] = False
     return _NATIVE["ok"]
 
@@ -729,7 +745,9 @@ def _resolve_backend(backend: str, u: torch.Tensor, initial_state: torch.Tensor 
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return _auto_backend(u.device.type, _mamba_ssm_scan() is not None, _native_ok, initial_state is not None)
+        return _auto_backend(
+            u.device.type, _mamba_ssm_scan() is not None, _native_ok, initial_state is not None
+        )
     if backend == "cuda" and (not u.is_cuda or _mamba_ssm_scan() is None):
         raise RuntimeError(
             "backend='cuda' needs the mamba_ssm package and CUDA tensors "

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['EXPERIMENT_NAMES', 'NOT_RESOLVED', 'REQUIRED_KEYS', 'Experiment', 'get_experiment', 'get_config', 't_quantile_975',
-           'mean_std_ci', 'metric', 'fmt_metric', 'verdict', 'paired_bootstrap', 'repo_root', 'config_tag', 'git_state',
-           'run_meta', 'results_dir', 'results_path', 'check_results', 'save_results', 'load_results',
-           'describe_results', 'set_plot_style', 'tidy_log_axes', 'save_figure', 'headline_table', 'execute', 'compare',
-           'compare_table', 'findings_table']
+           'mean_std_ci', 'metric', 'fmt_metric', 'verdict', 'paired_bootstrap', 'wilson_interval', 'rate', 'best_lr',
+           'run_jobs', 'repo_root', 'config_tag', 'git_state', 'run_meta', 'results_dir', 'results_path',
+           'check_results', 'save_results', 'load_results', 'describe_results', 'set_plot_style', 'tidy_log_axes',
+           'save_figure', 'headline_table', 'execute', 'compare', 'compare_table', 'findings_table']
 
 # %% ../../nbs/10_experiments.ipynb #dd576f96
 import os, json, math, hashlib, subprocess, importlib, dataclasses, copy
@@ -159,6 +159,49 @@ def paired_bootstrap(a, # per-item scores of method A (e.g. 0/1 correct), shape 
     boots = d[idx].mean(1)
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return dict(diff=float(d.mean()), lo=float(lo), hi=float(hi), n=len(d))
+
+# %% ../../nbs/10_experiments.ipynb #ba38da1d
+def wilson_interval(k:int, # successes
+                    n:int, # trials
+                    z:float=1.959964, # the normal quantile (95 %)
+                   )->list: # [lo, hi], fractions
+    "Wilson's score interval of the proportion k / n."
+    if not (isinstance(n, int) and n >= 1 and 0 <= k <= n): raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    p, q = k / n, z * z / n
+    mid, half = (p + q / 2) / (1 + q), z * math.sqrt(p * (1 - p) / n + q / (4 * n)) / (1 + q)
+    return [max(0.0, mid - half), min(1.0, mid + half)]
+
+def rate(flags:list, # one bool per run (e.g. "solved")
+         label:str="", # what is counted, for tables
+         higher:bool=True, # whether a larger rate is better
+        )->dict:
+    "A headline entry for a share of runs: `metric` of k / n with its Wilson interval."
+    k, n = sum(bool(f) for f in flags), len(flags)
+    m = metric(k / n, "%", label, higher=higher, ci95=wilson_interval(k, n))
+    return {**m, "k": k, "n": n}
+
+# %% ../../nbs/10_experiments.ipynb #70e48eb0
+def best_lr(records:list, # sweep records, each with "lr", "seed" and the validation score under `key`
+            key:str="val", # the validation score (higher is better)
+           )->float:
+    "The lr with the best mean validation score over the seeds run at every lr; ties go to the smaller lr."
+    lrs = sorted({r["lr"] for r in records})
+    if not lrs: raise ValueError("best_lr needs at least one record")
+    common = set.intersection(*({r["seed"] for r in records if r["lr"] == lr} for lr in lrs))  # run at every lr
+    if not common: raise ValueError(f"no seed ran at every lr {lrs}: the rates cannot be compared")
+    return max(lrs, key=lambda lr: np.mean([r[key] for r in records if r["lr"] == lr and r["seed"] in common]))
+
+def run_jobs(fn:Callable, # a function defined in a module (workers import it), not in a notebook
+             jobs:list, # one tuple of picklable arguments per call
+             workers:int=1, # processes (1: every call here, in order)
+            )->list: # fn(*job) for every job, in job order
+    "Run independent jobs, in `workers` spawned processes or here."
+    if not (isinstance(workers, int) and workers >= 1): raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if workers == 1 or len(jobs) <= 1: return [fn(*j) for j in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as ex:
+        return list(ex.map(fn, *zip(*jobs)))
 
 # %% ../../nbs/10_experiments.ipynb #7071492c
 def repo_root()->Path|None:

@@ -28,7 +28,7 @@ from ..multiscale import RNNClassifier, stream_classifier, model_flops_per_token
 from ..multiscale import state_updates_per_token, state_size
 from ..scan import auto_backend
 from .base import tidy_log_axes, Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric
-from .base import verdict, config_tag, git_state, NOT_RESOLVED
+from .base import verdict, config_tag, git_state, NOT_RESOLVED, best_lr
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
 @dataclass
@@ -277,13 +277,6 @@ def _run_job(job: dict, cfg: dict) -> dict:
     with num_threads(cfg.threads):
         return _train_one(_Job(**job), cfg)[1]
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #a7d15537
-def _best_lr(rs: list) -> float:
-    "The lr with the best mean validation accuracy over the seeds run at every lr; ties go to the smaller."
-    lrs = sorted({r["lr"] for r in rs})
-    common = set.intersection(*({r["seed"] for r in rs if r["lr"] == lr} for lr in lrs))  # run at every lr
-    return max(lrs, key=lambda lr: np.mean([r["val"] for r in rs if r["lr"] == lr and r["seed"] in common]))
-
 # %% ../../nbs/12_multiscale_experiment.ipynb #f2733708
 def _stats(values: list) -> dict:
     "Mean, sample std (None for one value) and 95 % t interval (None for one value)."
@@ -297,7 +290,7 @@ def _summarise(runs: list) -> dict:
     for task in dict.fromkeys(r["task"] for r in runs):
         for name in dict.fromkeys(r["model"] for r in runs if r["task"] == task):
             rs = [r for r in runs if r["task"] == task and r["model"] == name]
-            best = _best_lr(rs)
+            best = best_lr(rs, "val")
             rb = [r for r in rs if r["lr"] == best]
             sets = list(rb[0]["acc"])
             out.setdefault(task, {})[name] = dict(
@@ -575,7 +568,7 @@ def _schedule(
             return []
         # ties go to the smaller lr, whatever finished first
         same = [r for r in records if r["swept"] and r["model"] == rec["model"] and k[0] in (None, r["task"])]
-        return [dataclasses.replace(j, lr=_best_lr(same)) for j in waiting.pop(k, [])]
+        return [dataclasses.replace(j, lr=best_lr(same, "val")) for j in waiting.pop(k, [])]
 
     def finish(rec: dict) -> list:  # persist a new record, then as `done`
         rec = {**rec, "commit": commit}  # a resumed run may span commits: each record keeps its own
@@ -728,7 +721,7 @@ def sweep_table(res: dict) -> str:
     rows = ["| model | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |", "|---" * (1 + len(lrs)) + "|"]
     for m in dict.fromkeys(r["model"] for r in sw):
         val = {r["lr"]: r["val"] for r in sw if r["model"] == m}
-        best = _best_lr([r for r in sw if r["model"] == m])
+        best = best_lr([r for r in sw if r["model"] == m], "val")
         cell = lambda lr: (
             "-" if lr not in val else (f"**{100 * val[lr]:.1f}**" if lr == best else f"{100 * val[lr]:.1f}")
         )

@@ -21,10 +21,28 @@ from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled
 from ..train import TrainConfig, load_checkpoint
 from ..scenes import SceneConfig, WordTokenizer, make_scene_batch
 from ..vlm import VisionConfig, TextConfig, VLMConfig, TinyLlava, VLMRunConfig, LLAVA_7B
-from ..vlm import build_input_ids, with_prompt, evaluate, chance, train_vlm, save_vlm, load_vlm, position_probe
+from effnb.vlm import (
+    build_input_ids,
+    with_prompt,
+    evaluate,
+    chance,
+    train_vlm,
+    save_vlm,
+    load_vlm,
+    position_probe,
+)
 from ..vlm import train_position_stage
 from ..vlm import vlm_macs, kv_cache_bytes, llava7b_projection
-from .base import tidy_log_axes, Experiment, metric, run_meta, save_figure, fmt_metric, headline_table, verdict
+from effnb.experiments.base import (
+    tidy_log_axes,
+    Experiment,
+    metric,
+    run_meta,
+    save_figure,
+    fmt_metric,
+    headline_table,
+    verdict,
+)
 from .base import config_tag, git_state, paired_bootstrap
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
@@ -33,7 +51,9 @@ class VLMExperimentConfig:
     "Experiment 3: the model's size, the three training stages, the evaluation and the timing."
 
     preset: str = "custom"  # the preset's name, recorded in meta
-    seed: int = 0  # base seed: run i trains with seed + 2i and its stage 3 with seed + 2i + 1 (no stream shared)
+    seed: int = (
+        0  # base seed: run i trains with seed + 2i and its stage 3 with seed + 2i + 1 (no stream shared)
+    )
     n_seeds: int = 1  # independent trainings; the checkpoint saved is the first one's
     d: int = 96  # width of the ViT and of the language model (heads: d // 32, at least 2)
     layers: int = 3  # depth of the ViT and of the language model
@@ -57,7 +77,9 @@ class VLMExperimentConfig:
     # stage-3 controls (each evaluated like the VLM): "no_gain_reset" reruns stage 3 from the stage-2 model
     # without setting the table's gain; "no_table" trains the whole recipe without the 2-D table
     controls: tuple = ()
-    ckpt_dir: str | None = None  # stage checkpoints (None: OUT/checkpoints/PRESET-HASH, removed when the run ends)
+    ckpt_dir: str | None = (
+        None  # stage checkpoints (None: OUT/checkpoints/PRESET-HASH, removed when the run ends)
+    )
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0010
 def run_config(
@@ -140,8 +162,12 @@ def train_seed(
     rc, tok = run_config(cfg, seed), WordTokenizer()
     q, n_img = rc.scenes.qtypes, rc.model.vision_config.num_patches
     test = with_prompt(make_scene_batch(rc.n_test, seed, "test", rc.scenes, tok), n_img, tok)
-    fresh = with_prompt(make_scene_batch(rc.n_test, seed, "test_fresh", rc.scenes, tok), n_img, tok)  # unseen stream
-    both = lambda m: dict(test=evaluate(m, test, q), fresh=evaluate(m, fresh, q, per_item=True))  # items: paired tests
+    fresh = with_prompt(
+        make_scene_batch(rc.n_test, seed, "test_fresh", rc.scenes, tok), n_img, tok
+    )  # unseen stream
+    both = lambda m: dict(
+        test=evaluate(m, test, q), fresh=evaluate(m, fresh, q, per_item=True)
+    )  # items: paired tests
     vlm = _part(ckpt_dir, "vlm", lambda: _vlm_part(rc, ckpt_dir, both, test))
     acc = {"vlm": vlm["accuracy"]["test"], "chance": chance(q), "vlm_fresh": vlm["accuracy"]["fresh"]}
     acc.update({k: v for k, v in vlm["accuracy"].items() if k not in ("test", "fresh")})
@@ -188,7 +214,9 @@ def _vlm_part(rc: VLMRunConfig, ckpt_dir: Path, both: Callable, test: dict) -> d
     yes_no = dataclasses.replace(rc.scenes, qtypes=("relpos_check",))  # the old yes/no relpos form
     old = make_scene_batch(min(rc.n_test, 1000), rc.train.seed, "test", yes_no, tok)
     acc["relpos_check"] = evaluate(model, with_prompt(old, n_img, tok), yes_no.qtypes)
-    if pres is not None:  # the model as stage 2 left it (its last checkpoint), kept for the no_gain_reset control
+    if (
+        pres is not None
+    ):  # the model as stage 2 left it (its last checkpoint), kept for the no_gain_reset control
         s2 = TinyLlava(rc.model)
         load_checkpoint(ckpt_dir / "train_vlm.ckpt", s2)
         save_vlm(s2, ckpt_dir / "stage2.pt")
@@ -221,7 +249,9 @@ def _control_part(name: str, rc: VLMRunConfig, ckpt_dir: Path, both: Callable) -
 def _text_only_part(rc: VLMRunConfig, ckpt_dir: Path, q: tuple, tok: WordTokenizer) -> dict:
     "The text-only floor: stage 2's budget on prompts without image tokens, tested on the test split."
     note(f"vlm seed {rc.train.seed}: the text-only floor, same budget ...")
-    text, tres, *_ = train_vlm(rc, text_only=True, ckpt_path=ckpt_dir / "train_text_only.ckpt", progress=progress_enabled())
+    text, tres, *_ = train_vlm(
+        rc, text_only=True, ckpt_path=ckpt_dir / "train_text_only.ckpt", progress=progress_enabled()
+    )
     test = with_prompt(make_scene_batch(rc.n_test, rc.train.seed, "test", rc.scenes, tok), 0, tok)
     return dict(accuracy=evaluate(text, test, q), train=_train_record(tres, None, None)["questions"])
 
@@ -316,7 +346,13 @@ def run(
     "Train and evaluate the VLM and its text-only floor per seed, probe positions, time and account the cost."
     t0, seeds = time.perf_counter(), [cfg.seed + 2 * i for i in range(cfg.n_seeds)]  # stage 3 uses seed + 1
     with tempfile.TemporaryDirectory() as tmp:
-        ck = Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / config_tag(cfg) if out else Path(tmp)
+        ck = (
+            Path(cfg.ckpt_dir)
+            if cfg.ckpt_dir
+            else Path(out) / "checkpoints" / config_tag(cfg)
+            if out
+            else Path(tmp)
+        )
         runs = [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
         model = load_vlm(ck / f"seed{seeds[0]}" / "model.pt")[0]
     if out and not cfg.ckpt_dir:
@@ -347,14 +383,25 @@ def run(
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0031
 def _control_effect(runs: list, name: str, what: str) -> dict:
     "VLM minus a control on the fresh split, in points: per seed (t interval) and per question (paired bootstrap)."
-    pairs = [(r["accuracy"]["vlm_fresh"], r["accuracy"][f"{name}_fresh"]) for r in runs if f"{name}_fresh" in r["accuracy"]]
+    pairs = [
+        (r["accuracy"]["vlm_fresh"], r["accuracy"][f"{name}_fresh"])
+        for r in runs
+        if f"{name}_fresh" in r["accuracy"]
+    ]
     label = f"VLM minus control ({what}), fresh split"
-    h = {f"effect_{name}": metric([100 * (a["acc"] - b["acc"]) for a, b in pairs], "points", f"{label}, over seeds")}
+    h = {
+        f"effect_{name}": metric(
+            [100 * (a["acc"] - b["acc"]) for a, b in pairs], "points", f"{label}, over seeds"
+        )
+    }
     if all("correct" in a and "correct" in b for a, b in pairs):
         bits = lambda s: [int(c) for c in s]  # one 0/1 per question
         pb = paired_bootstrap([bits(a["correct"]) for a, _ in pairs], [bits(b["correct"]) for _, b in pairs])
         h[f"effect_{name}_items"] = metric(
-            100 * pb["diff"], "points", f"{label}, paired bootstrap over questions", ci95=[100 * pb["lo"], 100 * pb["hi"]]
+            100 * pb["diff"],
+            "points",
+            f"{label}, paired bootstrap over questions",
+            ci95=[100 * pb["lo"], 100 * pb["hi"]],
         )
     return h
 
