@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['seed_everything', 'get_device', 'num_threads', 'progress_enabled', 'note', 'peak_memory', 'BenchResult', 'fmt_time',
-           'benchmark', 'bench_table', 'count_parameters', 'env_info', 'atomic_path', 'to_jsonable', 'save_json',
-           'load_json']
+           'benchmark', 'bench_table', 'time_interleaved', 'count_parameters', 'env_info', 'atomic_path', 'to_jsonable',
+           'save_json', 'load_json']
 
 # %% ../nbs/00_core.ipynb #456b4baa
 import os, sys, json, math, time, random, platform, tempfile, contextlib, dataclasses
@@ -211,6 +211,46 @@ def bench_table(
             f"| {base.median / r.median:.2f}x |"
         )
     return "\n".join(rows)
+
+# %% ../nbs/00_core.ipynb #df173140
+def time_interleaved(
+    calls: dict,  # name -> a callable with no arguments
+    repeats: int,  # timed rounds
+    max_seconds: float = float("inf"),  # a call slower than this once is skipped (reported, not timed)
+) -> dict:  # name -> median, min, times, repeats, peak_mem (bytes), or skipped (why)
+    "Warm up each call (skip failures and calls over `max_seconds`), then time round-robin: medians, peak memory."
+    times, skipped = {}, {}
+    for k, c in calls.items():
+        note(f"  warm-up: {' '.join(map(str, k)) if isinstance(k, tuple) else k}")
+        t0 = time.perf_counter()
+        try:
+            c()
+        except Exception as e:
+            skipped[k] = f"failed: {type(e).__name__}: {str(e)[:120]}"
+            continue  # e.g. no compiler for "compiled"
+        once = time.perf_counter() - t0
+        if once > max_seconds:
+            skipped[k] = f"one call took {once:.1f} s > {max_seconds:.0f} s"
+        else:
+            times[k] = []
+    for i in range(repeats):  # round-robin: shared-machine noise hits all alike
+        note(f"  timed round {i + 1}/{repeats}")
+        for k in times:
+            if i >= 3 and sum(times[k]) > max_seconds:
+                continue  # very slow ones get 3 repeats
+            t0 = time.perf_counter()
+            calls[k]()
+            times[k].append(time.perf_counter() - t0)
+    out = {k: dict(median=None, peak_mem=None, skipped=v) for k, v in skipped.items()}
+    for k, ts in times.items():
+        out[k] = dict(
+            median=float(np.median(ts)),
+            min=min(ts),
+            times=ts,
+            repeats=len(ts),
+            peak_mem=peak_memory(calls[k], trim_heap=True),
+        )
+    return out
 
 # %% ../nbs/00_core.ipynb #ab0d2aac
 def count_parameters(

@@ -41,6 +41,9 @@ class TrainConfig:
     ckpt_every: int = 0  # save a checkpoint every N steps (0: only at the end, if ckpt_path is set)
     progress: bool = True  # show a tqdm progress bar (rank 0 only)
     desc: str = "train"  # progress-bar label
+    # a non-finite loss: "raise" a FloatingPointError, or "stop" and return what was trained, with `stopped` saying why
+    # (a learning-rate sweep records a diverged run as a failed run instead of losing the whole sweep)
+    on_nonfinite: str = "raise"
 
     def __post_init__(self):
         if self.steps < 1:
@@ -51,6 +54,8 @@ class TrainConfig:
             raise ValueError(
                 f"need warmup_steps >= 0 and min_lr_ratio in [0, 1], got {self.warmup_steps}, {self.min_lr_ratio}"
             )
+        if self.on_nonfinite not in ("raise", "stop"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'stop', got {self.on_nonfinite!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
 
@@ -180,6 +185,7 @@ class TrainResult:
     final: dict  # the last evaluation (empty without eval_fn)
     seconds: float  # wall-clock of this call
     steps: int  # completed steps
+    stopped: str | None = None  # why training stopped early (`on_nonfinite="stop"`), else None
 
 # %% ../nbs/00a_train.ipynb #77851621
 def _unpack(out) -> tuple[torch.Tensor, dict]:
@@ -221,6 +227,8 @@ def train(
     device = next(model.parameters()).device
     distributed = init_distributed(device)
     rank, world = dist_info()
+    if distributed and cfg.on_nonfinite == "stop":
+        raise ValueError("on_nonfinite='stop' is for one process: ranks would stop at different steps")
     net = DDP(model) if distributed else model
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
@@ -242,8 +250,18 @@ def train(
         leave=False,
         mininterval=1.0,
     )
+    stopped, done = None, start
     for step in bar:
-        _train_step(_Loop(net, model, opt, sched, batch_fn, loss_fn, cfg, rank, world, history, bar), step)
+        try:
+            _train_step(_Loop(net, model, opt, sched, batch_fn, loss_fn, cfg, rank, world, history, bar), step)
+        except FloatingPointError as err:
+            if cfg.on_nonfinite == "raise":
+                raise
+            stopped = str(err)
+            ev = None if eval_fn is None else _evaluate(model, eval_fn, done, rank, world)  # the model as it is
+            if ev is not None:
+                evals.append(ev)
+            break
         done, last = step + 1, step + 1 == cfg.steps
         if eval_fn is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or last):
             e = _evaluate(model, eval_fn, done, rank, world)
@@ -255,7 +273,7 @@ def train(
             if world > 1:
                 dist.barrier()
     bar.close()
-    return TrainResult(history, evals, evals[-1] if evals else {}, time.perf_counter() - t0, cfg.steps)
+    return TrainResult(history, evals, evals[-1] if evals else {}, time.perf_counter() - t0, done, stopped)
 
 # %% ../nbs/00a_train.ipynb #9907a54e
 @dataclass

@@ -244,6 +244,7 @@ def _train_one(
         seed=job.seed,
         progress=cfg.progress or progress_enabled(),
         desc=f"{job.task}/{job.label}",
+        on_nonfinite="stop",  # a diverged run (e.g. at the sweep's largest lr) is a failed run, not a crash
     )
     res = train(model, _batch_fn(job.task, cfg, job.seed, job.sp), _loss, tc)
     preds = {k: predict(model, v[0]) for k, v in sets.items()}
@@ -263,7 +264,8 @@ def _train_one(
         pred_mode_share={k: _mode_share(p) for k, p in preds.items()},
         state_passing=bool(cfg.state_passing if job.sp is None else job.sp),
         flops_per_token=model_flops_per_token(model, cfg.train_len),
-        final_loss=res.history[-1]["loss"],
+        final_loss=res.history[-1]["loss"] if res.history else None,
+        diverged=res.stopped,  # None, or why training stopped (its accuracies are the broken model's)
         history=res.history,
     )
     if job.grid:

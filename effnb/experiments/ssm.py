@@ -25,6 +25,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from ..core import seed_everything, num_threads, benchmark, fmt_time, peak_memory
 from ..core import count_parameters, env_info, note, progress_enabled, save_json, load_json
+from ..core import time_interleaved
 from ..train import TrainConfig, train, step_seed
 from ..layers import CausalSelfAttention
 from ..scan import selective_scan, selective_scan_ref, random_scan_inputs, auto_backend
@@ -161,6 +162,7 @@ def train_copy_model(
         seed=seed,
         progress=progress,
         desc=f"{'selective' if selective else 'LTI'} seed {seed}",
+        on_nonfinite="stop",  # a diverged run is a failed run of the sweep, not a crash of the experiment
     )
     with num_threads(cfg.threads):
         res = train(model, batch_fn, lambda m, b: _copy_loss(m, b, cfg.n_memorize), tc, eval_fn)
@@ -222,6 +224,7 @@ def _copy_job(
         val_acc=res.final["eval_acc"],
         val_loss=res.final["eval_loss"],
         stalled=res.final["eval_acc"] < 2 / c.n_data,
+        diverged=res.stopped,
         test_acc=copy_test_accuracy(model, c),
         commit=git_state()["commit"],
     )
@@ -620,41 +623,6 @@ def _make_call(fn, args, backward: bool) -> Callable:
     args = tuple(a.detach().requires_grad_() for a in args)
     return lambda: fn(*args).sum().backward()
 
-# %% ../../nbs/11_ssm_experiment.ipynb #dfb5cb77
-def _time_interleaved(calls: dict, repeats: int, max_seconds: float) -> dict:
-    "Warm up each call (skip failures and calls over `max_seconds`), then time round-robin: medians, peak memory."
-    times, skipped = {}, {}
-    for k, c in calls.items():
-        note(f"  warm-up: {' '.join(map(str, k)) if isinstance(k, tuple) else k}")
-        t0 = time.perf_counter()
-        try:
-            c()
-        except Exception as e:
-            skipped[k] = f"failed: {type(e).__name__}: {str(e)[:120]}"
-            continue  # e.g. no compiler for "compiled"
-        once = time.perf_counter() - t0
-        if once > max_seconds:
-            skipped[k] = f"one call took {once:.1f} s > {max_seconds:.0f} s"
-        else:
-            times[k] = []
-    for i in range(repeats):  # round-robin: shared-machine noise hits all alike
-        note(f"  timed round {i + 1}/{repeats}")
-        for k in times:
-            if i >= 3 and sum(times[k]) > max_seconds:
-                continue  # very slow ones get 3 repeats
-            t0 = time.perf_counter()
-            calls[k]()
-            times[k].append(time.perf_counter() - t0)
-    out = {k: dict(median=None, peak_mem=None, skipped=v) for k, v in skipped.items()}
-    for k, ts in times.items():
-        out[k] = dict(
-            median=float(np.median(ts)),
-            min=min(ts),
-            repeats=len(ts),
-            peak_mem=peak_memory(calls[k], trim_heap=True),
-        )
-    return out
-
 # %% ../../nbs/11_ssm_experiment.ipynb #a70d133a
 BENCH_SHAPES = dict(
     quick=((1, 1536, 16, 1024), (32, 128, 16, 256)),
@@ -681,7 +649,7 @@ def scan_bench_rows(
                 for name, (fn, args) in _scan_impls(b, d, n, l, impls).items()
                 for p in ("fwd", "fwd+bwd")
             }
-            res = _time_interleaved(calls, repeats, max_seconds)
+            res = time_interleaved(calls, repeats, max_seconds)
             if (
                 "pscan" in impls and importlib.util.find_spec("mambapy") is None
             ):  # say so instead of a missing row
