@@ -32,6 +32,7 @@ from ..scan import selective_scan, selective_scan_ref, random_scan_inputs, auto_
 from ..mamba import MambaConfig, MambaCache, MambaMixer, MambaLM
 from .base import tidy_log_axes, Experiment, run_meta, metric, fmt_metric, save_figure
 from .base import best_lr, run_jobs, rate, git_state, config_tag, verdict
+from .mamba_bench import bench_mamba
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
 def selective_copying_batch(
@@ -1266,6 +1267,6 @@ EXPERIMENT = Experiment(
     plot=plot,
     report=report,
     findings=findings,
-    benches={"scan": bench_scan},
+    benches={"scan": bench_scan, "mamba": bench_mamba},
     notebook="11_ssm_experiment",
 )
