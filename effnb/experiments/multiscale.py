@@ -977,4 +977,8 @@ EXPERIMENT = Experiment(
     findings=findings,
     benches={"multiscale": bench_multiscale},
     notebook="12_multiscale_experiment",
+    datasets={  # `effnb reproduce multiscale --dataset NAME`: experiment 2b on sequential images
+        "fashion-mnist": ("images", {"dataset": "fashion_mnist"}),
+        "mnist": ("images", {"dataset": "mnist"}),
+    },
 )
