@@ -47,6 +47,8 @@ def make_parser()->argparse.ArgumentParser:
     r.add_argument("--compare", default=None, metavar="PATH",
                    help="compare with results: a results.json (one experiment) or a folder of NAME/results.json")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
+    r.add_argument("--dataset", default=None, metavar="NAME",
+                   help="run the experiments' real-data variant on this dataset (e.g. fashion-mnist; see `effnb list`)")
     b = sub.add_parser("bench", help="run benchmarks and print their tables")
     b.add_argument("benchmarks", nargs="*", metavar="BENCH", help="names to run (default: all)")
     b.add_argument("--full", action="store_true", help="the full-size configuration (default: quick)")
@@ -66,19 +68,39 @@ class UsageError(Exception):
     "A bad command line; `main` prints it and exits with status 2."
 
 def _select(names:list, table:dict, kind:str)->list:
+    from effnb.experiments.base import EXTRA_NAMES
     if not names: return list(table)
+    for n in (n for n in names if n in EXTRA_NAMES and n not in table):  # real-data experiments: by name only
+        from effnb.experiments.base import get_experiment
+        table[n] = get_experiment(n)
     bad = [n for n in names if n not in table]
     if bad:
         valid = ", ".join(sorted(table)) or "(none)"
         raise UsageError(f"unknown {kind} {', '.join(map(repr, bad))}; valid {kind}s: {valid}")
     return list(dict.fromkeys(names))
 
+# %% ../nbs/20_cli.ipynb #554ad89c
+def _with_dataset(names:list, table:dict, dataset:str|None, explicit:bool)->tuple: # (names, table, {name: overrides})
+    "With `--dataset`: each experiment's real-data variant (all that have one, if none were named)."
+    if dataset is None: return names, table, {}
+    from effnb.experiments.base import get_experiment
+    if not explicit: names = [n for n in names if dataset in table[n].datasets]
+    out, table, over = [], dict(table), {}
+    for n in names:
+        if dataset not in table[n].datasets:
+            raise UsageError(f"experiment {n!r} has no --dataset {dataset!r}; it has: {', '.join(table[n].datasets) or 'none'}")
+        target, kw = table[n].datasets[dataset]
+        table[target], over[target] = get_experiment(target), kw
+        out.append(target)
+    if not out: raise UsageError(f"no experiment has --dataset {dataset!r}; `effnb list` shows the options")
+    return out, table, over
+
 # %% ../nbs/20_cli.ipynb #7f7ae8f7
-def _experiments(plugins:list)->dict:
-    "effnb's experiments (those that import; failures are reported) and the plugins', by name."
-    from effnb.experiments.base import EXPERIMENT_NAMES, get_experiment
+def _experiments(plugins:list, extra:bool=False)->dict:
+    "effnb's experiments (those that import; failures are reported), with `extra` the real-data ones, and the plugins'."
+    from effnb.experiments.base import EXPERIMENT_NAMES, EXTRA_NAMES, get_experiment
     table = {}
-    for n in EXPERIMENT_NAMES:
+    for n in EXPERIMENT_NAMES + (EXTRA_NAMES if extra else ()):
         try: table[n] = get_experiment(n)
         except Exception as e: print(f"effnb: warning: experiment {n!r} failed to import ({e})", file=sys.stderr)
     for p in plugins:
@@ -142,6 +164,7 @@ def cmd_reproduce(args)->int:
     from effnb.experiments.base import describe_results
     table = _experiments(args.plugin)
     names = _select(args.experiments, table, "experiment")
+    names, table, overrides = _with_dataset(names, table, args.dataset, explicit=bool(args.experiments))
     for n in names:
         if args.preset not in table[n].presets: raise UsageError(f"experiment {n!r} has no preset {args.preset!r}")
     if args.seed is not None and args.seed < 0: raise UsageError(f"--seed must be >= 0, got {args.seed}")
@@ -159,7 +182,7 @@ def cmd_reproduce(args)->int:
         print(f"effnb reproduce: {n} (preset {args.preset}) ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
-            res = execute(table[n], args.preset, out, seed=args.seed, plots=not args.no_plots)
+            res = execute(table[n], args.preset, out, seed=args.seed, plots=not args.no_plots, overrides=overrides.get(n))
             status, body = "ok", describe_results(res)  # provenance, and a warning if the machine was busy
             c = committed.get(n, {})
             if c:  # beside the committed run of the same preset (the expected range) and the full preset
@@ -212,10 +235,12 @@ def cmd_env(args)->int:
 
 # %% ../nbs/20_cli.ipynb #2a8aaa64
 def cmd_list(args)->int:
-    "List the experiments with their presets, and the benchmarks."
-    table = _experiments([])
+    "List the experiments with their presets and real-data options, and the benchmarks."
+    table = _experiments([], extra=True)
     print("experiments:")
-    for e in table.values(): print(f"  {e.name:12} {e.title} (presets: {', '.join(e.presets)}; notebook {e.notebook})")
+    for e in table.values():
+        ds = f"; --dataset {', '.join(e.datasets)}" if e.datasets else ""
+        print(f"  {e.name:12} {e.title} (presets: {', '.join(e.presets)}; notebook {e.notebook}{ds})")
     print("benchmarks:")
     for e in table.values():
         for b in e.benches: print(f"  {b:12} from experiment {e.name}")

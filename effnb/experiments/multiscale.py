@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'EXPERIMENT', 'MultiScaleExperimentConfig', 'gap_length_grid', 'saved_activation_bytes', 'efficiency_rows',
-           'bench_multiscale', 'run', 'accuracy_table', 'length_table', 'sweep_table', 'cost_table', 'grid_table',
-           'report', 'findings', 'plot_length', 'plot_acc_vs_flops', 'plot_grid', 'plot']
+           'bench_multiscale', 'run', 'accuracy_table', 'length_table', 'contrast_table', 'sweep_table', 'cost_table',
+           'grid_table', 'report', 'findings', 'plot_length', 'plot_acc_vs_flops', 'plot_grid', 'plot']
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #d5f89e3c
 import re, time, shutil, functools, dataclasses
@@ -27,7 +27,15 @@ from ..multiscale import MultiScaleConfig, MultiScaleMixer, MODELS, build_model,
 from ..multiscale import RNNClassifier, stream_classifier, model_flops_per_token, predict, accuracy
 from ..multiscale import state_updates_per_token, state_size
 from ..scan import auto_backend
-from .base import tidy_log_axes, Experiment, run_meta, metric, mean_std_ci, save_figure, fmt_metric
+from effnb.experiments.base import (
+    tidy_log_axes,
+    Experiment,
+    run_meta,
+    metric,
+    mean_std_ci,
+    save_figure,
+    fmt_metric,
+)
 from .base import verdict, config_tag, git_state, NOT_RESOLVED, best_lr
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
@@ -69,7 +77,7 @@ class MultiScaleExperimentConfig:
     bench_quick: bool = False  # benchmark at batch 2 with 3 rounds instead of batch 4 with 7
     threads: int = 1  # torch threads per process
     workers: int = 1  # training runs in parallel processes
-    ckpt_dir: str | None = None  # finished runs are kept here (None: OUT/checkpoints/PRESET-HASH, removed at the end)
+    ckpt_dir: str | None = None  # finished runs kept here (None: OUT/checkpoints/PRESET-HASH, removed at the end)
     progress: bool = False  # print one line per finished run
 
     @property
@@ -636,7 +644,10 @@ def _headline(res: dict, cfg: MultiScaleExperimentConfig) -> dict:
         for ref in ("single e=128 n=8", "single e=64 n=16"):
             v = [a / b for a, b in zip(r["times"][ref], r["times"][ms])]  # per interleaved round
             h[f"speedup/{ref}/l{r['l']}"] = metric(
-                v, "x", f"fwd+bwd speed-up of k=8 vs {ref}, l={r['l']} (per round)", tol=0.3 * float(np.median(v))
+                v,
+                "x",
+                f"fwd+bwd speed-up of k=8 vs {ref}, l={r['l']} (per round)",
+                tol=0.3 * float(np.median(v)),
             )
     return h
 
@@ -649,7 +660,9 @@ def run(
     _check_config(cfg)
     t0 = time.perf_counter()
     jobs, waiting = _plan(cfg)
-    cache = Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / config_tag(cfg) if out else None
+    cache = (
+        Path(cfg.ckpt_dir) if cfg.ckpt_dir else Path(out) / "checkpoints" / config_tag(cfg) if out else None
+    )
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)  # a killed run resumes: finished runs are not rerun
     runs = _schedule(cfg, jobs, waiting, cache)
@@ -665,7 +678,9 @@ def run(
     )
     res["headline"] = _headline(res, cfg)
     res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds=list(cfg.seeds))
-    res["meta"]["run_commits"] = sorted({r["commit"] for r in runs if r.get("commit")})  # >1: resumed across commits
+    res["meta"]["run_commits"] = sorted(
+        {r["commit"] for r in runs if r.get("commit")}
+    )  # >1: resumed across commits
     res["meta"]["scan_backend"] = auto_backend() if cfg.msc.backend == "auto" else cfg.msc.backend
     if out and not cfg.ckpt_dir:
         shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
@@ -711,6 +726,50 @@ def length_table(
     rows = ["| model | " + " | ".join(sets) + " |", "|---" * (1 + len(sets)) + "|"]
     for n, v in s.items():
         rows.append(f"| {n} | " + " | ".join(_pct(v["acc"][k]) for k in sets) + " |")
+    return "\n".join(rows)
+
+# %% ../../nbs/12_multiscale_experiment.ipynb #dc700463
+def _seed_gap(res: dict, task: str, key: str) -> dict | None:  # a `metric` in points, or None
+    "Multi-scale minus single-scale accuracy on test set `key`, paired by seed (each model at its chosen lr)."
+    s, by = res["summary"][task], {}
+    for n in ("multiscale", "single"):
+        by[n] = {
+            r["seed"]: r["acc"].get(key)
+            for r in res["runs"]
+            if r["task"] == task and r["model"] == n and r["lr"] == s[n]["lr"]
+        }
+    seeds = sorted(set(by["multiscale"]) & set(by["single"]))
+    if not seeds or any(by[n][x] is None for n in by for x in seeds):
+        return None
+    return metric(
+        [100 * (by["multiscale"][x] - by["single"][x]) for x in seeds],
+        "points",
+        f"{task}: multi-scale minus single-scale at {key}",
+    )
+
+
+def _sign(v: str) -> str:
+    "A verdict against 0 in words."
+    return {"met": "above 0", "missed": "below 0"}.get(v, v)
+
+
+def contrast_table(res: dict, keys: tuple = ("1x", "4x", "gap_4x")) -> str:
+    "Markdown: per task, the multi-scale model (k = 8), the single-scale model, the best other model and their gap."
+    rows = ["| task | model | lr | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
+    for task, s in res["summary"].items():
+        others = [n for n in s if n in res["config"]["models"] and n not in ("multiscale", "single")]
+        best = max(others, key=lambda n: s[n]["acc"]["1x"]["mean"]) if others else None
+        for n in [m for m in ("multiscale", "single", best) if m in s]:
+            cell = lambda k: _pct(s[n]["acc"][k], ci=True) if k in s[n]["acc"] else "-"
+            rows.append(f"| {task} | {n} | {s[n]['lr']:g} | " + " | ".join(cell(k) for k in keys) + " |")
+        gaps = [_seed_gap(res, task, k) for k in keys]
+        if any(gaps):
+            f = lambda g: "-" if g is None else f"{fmt_metric(g)}: {_sign(verdict(g, 0))}"
+            rows.append(
+                f"| {task} | multi-scale minus single, per seed (points) | | "
+                + " | ".join(f(g) for g in gaps)
+                + " |"
+            )
     return "\n".join(rows)
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #d6bcfce5
@@ -796,6 +855,7 @@ def report(res: dict) -> str:
     ]
     for task in c["tasks"]:
         parts += ["", f"### {task}", "", accuracy_table(res, task), "", length_table(res, task)]
+    parts += ["", "### Multi-scale against single-scale and the best other model", "", contrast_table(res)]
     parts += ["", "### Learning-rate sweep (validation accuracy, %)", "", sweep_table(res)]
     parts += ["", f"### Gap x length ({c['tasks'][0]})", "", grid_table(res)]
     parts += ["", "### Cost", "", cost_table(res)]
@@ -977,4 +1037,8 @@ EXPERIMENT = Experiment(
     findings=findings,
     benches={"multiscale": bench_multiscale},
     notebook="12_multiscale_experiment",
+    datasets={  # `effnb reproduce multiscale --dataset NAME`: experiment 2b on sequential images
+        "fashion-mnist": ("images", {"dataset": "fashion_mnist"}),
+        "mnist": ("images", {"dataset": "mnist"}),
+    },
 )

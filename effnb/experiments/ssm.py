@@ -24,14 +24,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from ..core import seed_everything, num_threads, benchmark, fmt_time, peak_memory
-from ..core import count_parameters, env_info, note, progress_enabled, save_json, load_json
+from ..core import count_parameters, env_info, note, progress_enabled
 from ..core import time_interleaved
 from ..train import TrainConfig, train, step_seed
 from ..layers import CausalSelfAttention
 from ..scan import selective_scan, selective_scan_ref, random_scan_inputs, auto_backend
 from ..mamba import MambaConfig, MambaCache, MambaMixer, MambaLM
 from .base import tidy_log_axes, Experiment, run_meta, metric, fmt_metric, save_figure
-from .base import best_lr, run_jobs, rate, git_state, config_tag, verdict
+from .base import best_lr, run_cached, rate, config_tag, verdict
+from .mamba_bench import bench_mamba
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
 def selective_copying_batch(
@@ -205,7 +206,6 @@ def _copy_job(
     seed: int,  # initialisation and data stream
     variant: str = "",  # a key of `STALL_VARIANTS`, or "" for the recipe itself
     gate: bool = False,  # also record `delta_gate_data` (selective models)
-    cache: str | None = None,  # folder: the record is saved there as it finishes
 ) -> dict:  # the run's record
     "One Selective Copying run: train with validation, then test once; stalled = final validation accuracy below 2x chance."
     c = dataclasses.replace(CopyConfig(**cfg), lr=lr)
@@ -226,31 +226,18 @@ def _copy_job(
         stalled=res.final["eval_acc"] < 2 / c.n_data,
         diverged=res.stopped,
         test_acc=copy_test_accuracy(model, c),
-        commit=git_state()["commit"],
     )
     if gate:
         rec["delta_gate"] = delta_gate_data(model, c)
-    if cache is not None:
-        save_json(rec, Path(cache) / _copy_file(kind, lr, seed, variant))
     return rec
 
 
-def _copy_jobs(
-    cfg: CopyConfig, jobs: list, workers: int, cache: Path | None
-) -> list:  # one record per job, in job order
+def _copy_jobs(cfg: CopyConfig, jobs: list, workers: int, cache: Path | None) -> list:  # one record per job
     "Run `jobs` ((kind, lr, seed, variant, gate) tuples), taking finished ones from `cache` instead of rerunning them."
     import effnb.experiments.ssm as mod  # workers import the module's function, not a notebook copy
 
-    done, todo = {}, []
-    for j in jobs:
-        p = None if cache is None else cache / _copy_file(*j[:4])
-        if p is not None and p.is_file():
-            done[j] = load_json(p)
-        else:
-            todo.append(j)
-    args = [(dataclasses.asdict(cfg), *j, None if cache is None else str(cache)) for j in todo]
-    done.update(zip(todo, run_jobs(mod._copy_job, args, workers)))
-    return [done[j] for j in jobs]
+    file_of = lambda j: _copy_file(*j[:4])
+    return run_cached(mod._copy_job, jobs, file_of, workers, cache, args=(dataclasses.asdict(cfg),))
 
 
 def run_selective_copying(
@@ -1266,6 +1253,6 @@ EXPERIMENT = Experiment(
     plot=plot,
     report=report,
     findings=findings,
-    benches={"scan": bench_scan},
+    benches={"scan": bench_scan, "mamba": bench_mamba},
     notebook="11_ssm_experiment",
 )
