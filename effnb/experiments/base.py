@@ -471,7 +471,11 @@ def findings_table(names:tuple=EXPERIMENT_NAMES + EXTRA_NAMES, # experiments, in
         m = res["meta"]
         th = f"{m['threads']} thread{'s' if m['threads'] != 1 else ''}"
         wall = f"{m['seconds']:.0f} s" if m["seconds"] < 120 else f"{m['seconds'] / 60:.0f} min"
+        secs = [r["seconds"] for r in res.get("runs") or [] if isinstance(r, dict) and "seconds" in r]
+        if len(m.get("run_commits") or []) > 1 and secs:  # resumed: the wall-clock is the last session's only
+            wall += f" (resumed; its runs trained {sum(secs) / 60:.0f} min in all)"
         ev = f"`{exp.notebook}`, preset {m['preset']}, {th}, {wall}"
+
         status = f["status"] if m["preset"] == "full" else f"not judged: {m['preset']} preset ({f['status']})"
         rows.append(f"| {i}. {exp.title} | {f['result']} | {status} | {ev} |")
     return "\n".join(rows)
