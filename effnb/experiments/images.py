@@ -8,7 +8,7 @@ __all__ = ['MODELS', 'PRESETS', 'FIGURES', 'ANCHORS', 'EXPERIMENT', 'image_seque
            'report', 'findings']
 
 # %% ../../nbs/12a_images_experiment.ipynb #b63fe4e5
-import re, time, shutil, dataclasses
+import re, time, shutil, functools, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -127,7 +127,15 @@ def load_split(cfg: ImagesConfig, split: str) -> tuple:  # (images (N, s, s) uin
     if cfg.dataset == "toy":
         n = (cfg.n_train or 0) + cfg.n_val if split == "train" else cfg.n_test or 64
         return toy_images(n, cfg.toy_size, seed=0 if split == "train" else 1)
-    return load_images(cfg.dataset, split, cfg.root)
+    return _load_images(cfg.dataset, split, cfg.root)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_images(name: str, split: str, root: str | None) -> tuple:
+    "`load_images`, read once per process (every run of a worker uses the same split)."
+    x, y = load_images(name, split, root)
+    x.flags.writeable = y.flags.writeable = False  # shared by every run: nobody may change it
+    return x, y
 
 
 def data(cfg: ImagesConfig, order: str) -> dict:  # train, val, test -> (tokens (N, l), labels (N,))
@@ -137,7 +145,7 @@ def data(cfg: ImagesConfig, order: str) -> dict:  # train, val, test -> (tokens 
     cut = len(xt) - cfg.n_val
     tr = slice(0, cut if cfg.n_train is None else min(cut, cfg.n_train))
     te = slice(0, cfg.n_test)
-    yt, ys = torch.from_numpy(yt), torch.from_numpy(ys)
+    yt, ys = torch.tensor(yt), torch.tensor(ys)  # copies: the loaded arrays are read-only
     return dict(train=(seq(xt[tr]), yt[tr]), val=(seq(xt[cut:]), yt[cut:]), test=(seq(xs[te]), ys[te]))
 
 # %% ../../nbs/12a_images_experiment.ipynb #6e6f7db1
