@@ -63,14 +63,18 @@ def effnb_model(
 ) -> MambaLM:
     "A randomly initialised effnb `MambaLM` of the bench's size (seeded: every call gives the same weights)."
     torch.manual_seed(cfg.seed)
-    c = MambaConfig(
+    return MambaLM(_mamba_config(cfg, backend))
+
+
+def _mamba_config(cfg: MambaBenchConfig, backend: str = "auto") -> MambaConfig:
+    "The `MambaConfig` of the bench's size."
+    return MambaConfig(
         d_model=cfg.d_model,
         n_layer=cfg.n_layer,
         vocab_size=cfg.vocab_size,
         pad_vocab_size_multiple=1,
         backend=backend,
     )
-    return MambaLM(c)
 
 # %% ../../nbs/11a_mamba_bench.ipynb #04e108df
 def hf_model(model: MambaLM):  # -> transformers.MambaForCausalLM, or None without transformers
@@ -310,7 +314,7 @@ def exp_rate(threads: int = 1, n: int = 1 << 22) -> float:  # exponentials per s
 # %% ../../nbs/11a_mamba_bench.ipynb #8fab6f5a
 def _exp_bound(cfg: MambaBenchConfig, threads: int) -> dict:
     "The scan's forward at the training shape (backend `auto`) against the time of its exponentials at `exp_rate`."
-    c = effnb_model(cfg).config
+    c = _mamba_config(cfg)  # the sizes only: no model is built
     b, d, n, l = cfg.batch_size, c.d_inner, c.d_state, cfg.seq_len
     k = {k: v for k, v in random_scan_inputs(b, d, l, n).items() if k in ("u", "delta", "A", "B", "C")}
     be, rate = auto_backend(), exp_rate(threads)

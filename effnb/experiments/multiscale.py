@@ -37,7 +37,7 @@ from effnb.experiments.base import (
     save_figure,
     fmt_metric,
 )
-from .base import verdict, config_tag, git_state, NOT_RESOLVED, best_lr
+from .base import verdict, config_tag, git_state, NOT_RESOLVED, best_lr, _cut_share
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
 @dataclass
@@ -292,7 +292,7 @@ def _run_job(job: dict, cfg: dict) -> dict:
 def _stats(values: list) -> dict:
     "Mean, sample std (None for one value) and 95 % t interval (None for one value)."
     m, s, lo, hi = mean_std_ci(values)
-    return dict(mean=m, std=s, ci95=None if lo is None else [max(lo, 0.0), min(hi, 1.0)])  # accuracies: in [0, 1]
+    return dict(mean=m, std=s, ci95=None if lo is None else _cut_share([lo, hi], "%", values))  # accuracies: in [0, 1]
 
 
 def _summarise(runs: list) -> dict:
@@ -693,7 +693,7 @@ def _pct(st: dict, ci: bool = False) -> str:
     if st["std"] is None:
         return f"{100 * st['mean']:.1f}"
     s = f"{100 * st['mean']:.1f} ± {100 * st['std']:.1f}"
-    lo, hi = max(st["ci95"][0], 0.0), min(st["ci95"][1], 1.0)  # results saved before `_stats` cut them
+    lo, hi = _cut_share(st["ci95"], "%", [st["mean"]])  # results saved before `_stats` cut them
     return s + f" [{100 * lo:.1f}, {100 * hi:.1f}]" if ci else s
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #c586de94

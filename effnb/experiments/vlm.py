@@ -17,7 +17,7 @@ from dataclasses import dataclass, asdict
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0005
 import numpy as np
 import torch
-from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled, load_json, save_json
+from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled, load_json
 from ..train import TrainConfig, load_checkpoint
 from ..scenes import SceneConfig, WordTokenizer, make_scene_batch
 from ..vlm import VisionConfig, TextConfig, VLMConfig, TinyLlava, VLMRunConfig, LLAVA_7B
@@ -43,7 +43,7 @@ from effnb.experiments.base import (
     headline_table,
     verdict,
 )
-from .base import config_tag, git_state, paired_bootstrap
+from .base import config_tag, paired_bootstrap, _run_and_save
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
 @dataclass
@@ -202,7 +202,7 @@ def _part(
     if p.is_file():
         return load_json(p)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    save_json({**fn(), "commit": git_state()["commit"]}, p)
+    _run_and_save(fn, str(p))  # stamped with its commit and saved, as `run_cached` does
     return load_json(p)  # as a resumed run reads it (tuples become lists)
 
 
