@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['IDX_TYPES', 'DATASETS', 'IDXError', 'read_idx', 'write_idx', 'IDXFile', 'IDXDataset', 'verify_file', 'cache_dir',
-           'find_dataset', 'load_images']
+           'find_dataset', 'load_images', 'toy_images']
 
 # %% ../nbs/05_datasets.ipynb #33b4d5de
 import os, gzip, hashlib, shutil, struct, subprocess, urllib.request, warnings
@@ -16,8 +16,14 @@ import numpy as np
 from .core import atomic_path
 
 # %% ../nbs/05_datasets.ipynb #377f1ede
-IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
-             0x0E: np.dtype(">f8")}  # type code -> dtype (multi-byte values are big-endian)
+IDX_TYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}  # type code -> dtype (multi-byte values are big-endian)
 
 
 class IDXError(ValueError):
@@ -32,7 +38,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError) as e:
-        raise IDXError(f"{path}: corrupt or truncated gzip data ({e}); delete the file and fetch it again") from None
+        raise IDXError(
+            f"{path}: corrupt or truncated gzip data ({e}); delete the file and fetch it again"
+        ) from None
 
 # %% ../nbs/05_datasets.ipynb #bb3cd9cd
 def read_idx(
@@ -42,7 +50,9 @@ def read_idx(
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in IDX_TYPES or data[3] == 0:
-        raise IDXError(f"{path}: not an IDX file (magic bytes {data[:4].hex() or 'missing'}; expected 0000TTNN)")
+        raise IDXError(
+            f"{path}: not an IDX file (magic bytes {data[:4].hex() or 'missing'}; expected 0000TTNN)"
+        )
     dtype, ndim = np.dtype(IDX_TYPES[data[2]]), data[3]
     if len(data) < 4 + 4 * ndim:
         raise IDXError(f"{path}: truncated header ({len(data)} bytes for {ndim} dimensions)")
@@ -63,7 +73,9 @@ def write_idx(
     codes = {np.dtype(v).newbyteorder("=").str: k for k, v in IDX_TYPES.items()}
     key = np.dtype(a.dtype).newbyteorder("=").str
     if key not in codes or a.ndim == 0:
-        raise ValueError(f"write_idx needs an array of at least 1 dimension of {sorted(codes)}, got {a.dtype} {a.shape}")
+        raise ValueError(
+            f"write_idx needs an array of at least 1 dimension of {sorted(codes)}, got {a.dtype} {a.shape}"
+        )
     code = codes[key]
     body = bytes([0, 0, code, a.ndim]) + struct.pack(f">{a.ndim}i", *a.shape)
     body += np.ascontiguousarray(a).astype(np.dtype(IDX_TYPES[code])).tobytes()
@@ -208,7 +220,9 @@ def _download(ds: IDXDataset, folder: Path) -> dict:
         with urllib.request.urlopen(ds.url + f.name, timeout=60) as r:
             data = r.read()
         if _digest(data, "md5") != f.md5:
-            raise IDXError(f"{ds.url + f.name}: checksum mismatch (MD5 {_digest(data, 'md5')}, expected {f.md5})")
+            raise IDXError(
+                f"{ds.url + f.name}: checksum mismatch (MD5 {_digest(data, 'md5')}, expected {f.md5})"
+            )
         with atomic_path(dest) as tmp:
             tmp.write_bytes(data)
     return _complete(folder, ds)
@@ -237,11 +251,15 @@ def find_dataset(
             return _download(ds, cache_dir() / name)
         except OSError as e:  # no network, DNS, HTTP errors
             err = f"\nThe download from {ds.url} failed: {e}."
-    fix = [f"pass root=FOLDER or set EFFNB_DATA to a folder with {', '.join(f.name for f in ds.files.values())}"]
+    fix = [
+        f"pass root=FOLDER or set EFFNB_DATA to a folder with {', '.join(f.name for f in ds.files.values())}"
+    ]
     if ds.debian_package:
         fix.append(f"on Debian/Ubuntu: apt-get install {ds.debian_package}")
     fix.append(f"or download them from {ds.url} into {cache_dir() / name}")
-    raise FileNotFoundError(f"{name}: no complete copy found. Searched:\n{tried}{err}\nTo fix: " + "; ".join(fix))
+    raise FileNotFoundError(
+        f"{name}: no complete copy found. Searched:\n{tried}{err}\nTo fix: " + "; ".join(fix)
+    )
 
 # %% ../nbs/05_datasets.ipynb #82d23e78
 def load_images(
@@ -260,3 +278,22 @@ def load_images(
     if y.size and y.max() >= len(DATASETS[name].classes):
         raise IDXError(f"{name} {split}: label {y.max()} but only {len(DATASETS[name].classes)} classes")
     return x, y.astype(np.int64)
+
+# %% ../nbs/05_datasets.ipynb #91dceb5b
+def toy_images(
+    n: int,  # images
+    size: int = 8,  # side s
+    seed: int = 0,  # of the noise and the labels
+) -> tuple:  # (images (n, s, s) uint8, labels (n,) int64 in [0, 10))
+    "A learnable stand-in for an image dataset: class c is a bright bar (row or column c // 2) on noise."
+    g = np.random.default_rng(seed)
+    y = g.integers(0, 10, n)
+    x = g.integers(0, 96, (n, size, size))
+    for c in range(10):
+        i = (c // 2) * (size - 1) // 4
+        sel = y == c
+        if c % 2:
+            x[sel, :, i] += 150
+        else:
+            x[sel, i, :] += 150
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)

@@ -24,7 +24,16 @@ import torch.nn.functional as F
 from .core import seed_everything, atomic_path, save_json
 from .train import TrainConfig, TrainResult, train, step_seed
 from .layers import RMSNorm, rope_cos_sin, apply_rope, attention
-from .scenes import SceneConfig, WordTokenizer, make_scene_batch, CHANCE, SHAPES, COLOURS, SIZES
+from effnb.scenes import (
+    SceneConfig,
+    WordTokenizer,
+    make_scene_batch,
+    CHANCE,
+    COLOURS,
+    SIZES,
+    kind_words,
+    tokenizer_for,
+)
 
 # %% ../nbs/03_vlm.ipynb #bde6e85e
 @dataclass
@@ -341,7 +350,8 @@ def forward(
     inputs_embeds: torch.Tensor | None = None,  # (b, l, d) embeddings (exactly one of the two)
     position_ids: torch.Tensor | None = None,  # (b, l) or (l,) RoPE positions; default 0..l-1
     attention_mask: torch.Tensor | None = None,  # (b, l) 1 = real token, 0 = padding
-    attention_bias: torch.Tensor | None = None,  # (b, l) added to every query's logit for each key (ToMe: log size)
+    attention_bias: torch.Tensor
+    | None = None,  # (b, l) added to every query's logit for each key (ToMe: log size)
     output_hidden_states: bool = False,  # also return every layer's input and the final output
     output_attentions: bool = False,  # also return the attention probabilities (eager path)
     logits_to_keep: int = 0,  # compute logits only for the last this-many positions (0: all)
@@ -566,7 +576,9 @@ class VLMRunConfig:
     # stage 3, after stage 2: the 2-D table's gain is set to `position_gain`, then every question type is
     # trained on with this schedule and data seed
     position_stage: TrainConfig | None = None
-    position_gain: float | None = 10.0  # gain of the table in stage 3 (RMS 0.71 x this); None: keep the learned gain
+    position_gain: float | None = (
+        10.0  # gain of the table in stage 3 (RMS 0.71 x this); None: keep the learned gain
+    )
     # curriculum: {question type: first stage-2 step it is asked}; types not named are asked from step 0
     qtype_start: dict = field(default_factory=dict)
 
@@ -625,9 +637,13 @@ def evaluate(
     return res
 
 # %% ../nbs/03_vlm.ipynb #5c728ba5
-def chance(qtypes: tuple) -> dict:
+def chance(
+    qtypes: tuple,  # names of the question types
+    objects: str = "shapes",  # `SceneConfig.objects`: questions about kinds have as many answers as it has kinds
+) -> dict:
     "Uniform-guess accuracy per question type (`CHANCE`), and overall for equal shares."
-    res = {f"acc_{q}": CHANCE[q] for q in qtypes}
+    n = len(kind_words(objects))
+    res = {f"acc_{q}": 1 / n if q == "shape_at" else CHANCE[q] for q in qtypes}
     return {"acc": float(np.mean(list(res.values()))), **res}
 
 # %% ../nbs/03_vlm.ipynb #c4ccc057
@@ -640,6 +656,7 @@ class SceneProbe(nn.Module):
         grid: int = 4,  # cells per image side (`SceneConfig.grid`)
         feature_layer: int = -2,  # hidden state the heads read (the VLM's `vision_feature_layer`)
         max_objects: int = 6,
+        n_kinds: int = 4,  # kinds of object (`len(kind_words(SceneConfig.objects))`)
     ):
         super().__init__()
         vc = vision_tower.config
@@ -655,7 +672,7 @@ class SceneProbe(nn.Module):
             feature_layer,
             q // grid,
         )
-        self.sizes = (len(SHAPES) + 1, len(COLOURS) + 1, len(SIZES) + 1)  # + "empty"
+        self.sizes = (n_kinds + 1, len(COLOURS) + 1, len(SIZES) + 1)  # + "empty"
         self.cell_head = nn.Linear(vc.hidden_size, sum(self.sizes))
         self.mark_head = nn.Linear(vc.hidden_size, len(COLOURS) + 1)  # + "no mark"
         self.count_head = nn.Linear(vc.hidden_size, max_objects + 1)
@@ -722,7 +739,11 @@ def pretrain_vision(
         raise ValueError("rc.vision_pretrain is None: nothing to pretrain")
     p, seed = rc.model.vision_config.patch_size, rc.vision_pretrain.seed
     probe = SceneProbe(
-        model.vision_tower, rc.scenes.grid, rc.model.vision_feature_layer, rc.scenes.max_objects
+        model.vision_tower,
+        rc.scenes.grid,
+        rc.model.vision_feature_layer,
+        rc.scenes.max_objects,
+        len(kind_words(rc.scenes.objects)),
     )
     val = make_scene_batch(rc.n_val, seed, "val", rc.scenes, patch_size=p)
     batch_fn = lambda step: make_scene_batch(
@@ -803,21 +824,25 @@ def _train_questions(
     model: TinyLlava, rc: VLMRunConfig, tcfg: TrainConfig, seed: int, n_img: int
 ) -> TrainResult:
     "Train `model` on `rc`'s question stream (`_stage2_data`) under `tcfg`, validating on every question type."
-    val, batch_fn = _stage2_data(rc, seed, n_img, WordTokenizer())
+    val, batch_fn = _stage2_data(rc, seed, n_img, tokenizer_for(rc.scenes))
     return train(model, batch_fn, answer_loss, tcfg, eval_fn=lambda m: evaluate(m, val, rc.scenes.qtypes))
 
 # %% ../nbs/03_vlm.ipynb #ad93025d
 def train_position_stage(
     model: TinyLlava,  # the model after stage 2 (its ViT frozen, as stage 2 left it)
     rc: VLMRunConfig,  # `position_stage` schedule and `position_gain`
-    ckpt_path: str | Path | None = None,  # stage-2 checkpoint path; stage 3 uses `<stem>_position.ckpt` beside it
+    ckpt_path: str
+    | Path
+    | None = None,  # stage-2 checkpoint path; stage 3 uses `<stem>_position.ckpt` beside it
     progress: bool = False,  # progress bar
 ) -> TrainResult:
     "Stage 3: set the table's gain to `rc.position_gain` (None: keep it), then train on every question type."
     proj = model.multi_modal_projector
     if rc.position_gain is not None:
         if proj.position_gain is None:
-            raise ValueError("position_gain needs VLMConfig(visual_position_embedding='sincos2d'); or pass position_gain=None")
+            raise ValueError(
+                "position_gain needs VLMConfig(visual_position_embedding='sincos2d'); or pass position_gain=None"
+            )
         with torch.no_grad():
             proj.position_gain.fill_(rc.position_gain)  # a stage-3 checkpoint, if resumed, overwrites this
     ck = (
@@ -838,7 +863,7 @@ def train_vlm(
     progress: bool = False,  # progress bars
 ) -> tuple:  # (model, TrainResult of stage 2, TrainResult of stage 1 or None, TrainResult of stage 3 or None)
     "Build a `TinyLlava` and train it: ViT pretraining (stage 1), questions (stage 2), position table up (stage 3)."
-    tok = WordTokenizer()
+    tok = tokenizer_for(rc.scenes)
     seed = rc.train.seed
     if rc.model.text_config.vocab_size < tok.vocab_size:
         raise ValueError(
@@ -863,7 +888,11 @@ def train_vlm(
         desc="text-only" if text_only else "vlm",
     )
     res = _train_questions(model, rc, tcfg, seed, n_img)
-    pres = None if text_only or rc.position_stage is None else train_position_stage(model, rc, ckpt_path, progress)
+    pres = (
+        None
+        if text_only or rc.position_stage is None
+        else train_position_stage(model, rc, ckpt_path, progress)
+    )
     return model.eval(), res, vres, pres
 
 # %% ../nbs/03_vlm.ipynb #29112cd0
@@ -911,11 +940,12 @@ def continue_vlm(
 def save_vlm(
     model: TinyLlava,  # the model to save
     path: str | Path,  # destination `.pt`; a `.json` with the config is written beside it
-    **meta,
-) -> Path:  # extra JSON-able facts stored with the weights (scene config, accuracies, ...)
+    tokenizer: WordTokenizer | None = None,  # the vocabulary it was trained with (default `WordTokenizer()`)
+    **meta,  # extra JSON-able facts stored with the weights (scene config, accuracies, ...)
+) -> Path:
     "Save weights + `VLMConfig` + vocabulary atomically."
     path = Path(path)
-    info = {"config": asdict(model.config), "vocab": WordTokenizer().vocab, **meta}
+    info = {"config": asdict(model.config), "vocab": (tokenizer or WordTokenizer()).vocab, **meta}
     with atomic_path(path) as tmp:
         torch.save({"state_dict": model.state_dict(), **info}, tmp)
     save_json(info, path.with_suffix(".json"))
@@ -925,11 +955,18 @@ def save_vlm(
 def load_vlm(
     path: str | Path,  # written by `save_vlm`
     map_location: str = "cpu",  # device to load onto
+    tokenizer: WordTokenizer
+    | None = None,  # expected vocabulary (default: that of its `scenes`, else `WordTokenizer()`)
 ) -> tuple:  # (TinyLlava in eval mode, metadata dict)
     "Rebuild a `TinyLlava` from a checkpoint written by `save_vlm`."
     ck = torch.load(path, map_location=map_location, weights_only=False)
-    if ck.get("vocab") != WordTokenizer().vocab:
-        raise ValueError(f"{path}: the checkpoint's vocabulary differs from WordTokenizer()'s")
+    if tokenizer is None:
+        sc = ck.get("scenes")
+        tokenizer = tokenizer_for(SceneConfig.from_dict(sc)) if sc else WordTokenizer()
+    if ck.get("vocab") != tokenizer.vocab:
+        raise ValueError(
+            f"{path}: the checkpoint's vocabulary differs from the tokenizer's ({len(tokenizer.vocab)} words)"
+        )
     model = TinyLlava(VLMConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["state_dict"])
     return model.eval(), {k: v for k, v in ck.items() if k != "state_dict"}

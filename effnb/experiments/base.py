@@ -41,7 +41,7 @@ class Experiment:
 
 # %% ../../nbs/10_experiments.ipynb #86bb6f8a
 EXPERIMENT_NAMES = ("ssm", "multiscale", "vlm", "svtr") # the modules of effnb.experiments, in reading order
-EXTRA_NAMES = ("images",) # experiments on real data: not run by default (they need the dataset's files)
+EXTRA_NAMES = ("images", "objects", "svtr_objects") # experiments on real data: not run by default (they need the dataset's files)
 
 def get_experiment(name:str|Experiment, # a name in `EXPERIMENT_NAMES`, a module path (`my.exp`) or an `Experiment`
                   )->Experiment:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled, load_json
 from ..train import TrainConfig, load_checkpoint
-from ..scenes import SceneConfig, WordTokenizer, make_scene_batch
+from ..scenes import SceneConfig, WordTokenizer, make_scene_batch, ITEM_QTYPES, tokenizer_for
 from ..vlm import VisionConfig, TextConfig, VLMConfig, TinyLlava, VLMRunConfig, LLAVA_7B
 from effnb.vlm import (
     build_input_ids,
@@ -77,6 +77,9 @@ class VLMExperimentConfig:
     # stage-3 controls (each evaluated like the VLM): "no_gain_reset" reruns stage 3 from the stage-2 model
     # without setting the table's gain; "no_table" trains the whole recipe without the 2-D table
     controls: tuple = ()
+    # the scenes' objects: "shapes" (drawn), or real ones: "fashion_mnist", "mnist" (experiment 3b), "toy" (tests)
+    objects: str = "shapes"
+    root: str | None = None  # a folder with the real objects' IDX files (None: `find_dataset`'s search)
     ckpt_dir: str | None = (
         None  # stage checkpoints (None: OUT/checkpoints/PRESET-HASH, removed when the run ends)
     )
@@ -91,7 +94,9 @@ def run_config(
     seed = cfg.seed if seed is None else seed
     d, L, h = cfg.d, cfg.layers, max(2, cfg.d // 32)
     vision = VisionConfig(cfg.image_size, 8, 3, d, L, h, 4 * d)
-    text = TextConfig(64, d, L, h, 3 * d, 2048)
+    items = dict(objects=cfg.objects, root=cfg.root, qtypes=ITEM_QTYPES) if cfg.objects != "shapes" else {}
+    scenes = SceneConfig(image_size=cfg.image_size, **items)
+    text = TextConfig(max(64, tokenizer_for(scenes).vocab_size), d, L, h, 3 * d, 2048)
     model = VLMConfig(vision, text, visual_position_embedding=cfg.visual_position_embedding)
     pre = _schedule(cfg.pre_steps, 3e-3, min(50, cfg.pre_steps), 5, seed) if cfg.pre_steps else None
     pos = (
@@ -99,7 +104,7 @@ def run_config(
     )
     return VLMRunConfig(
         model,
-        SceneConfig(image_size=cfg.image_size),
+        scenes,
         _schedule(cfg.steps, cfg.lr, cfg.warmup, 10, seed),
         cfg.batch_size,
         cfg.n_val,
@@ -159,17 +164,22 @@ def train_seed(
     ckpt_dir: Path,  # its parts' records and resumable stage checkpoints; the final model is saved as `model.pt`
 ) -> dict:  # JSON-able record: accuracies, training histories, seconds and commit of each part
     "Train and test the VLM (stages 1-3), its stage-3 controls and the text-only floor of one seed, part by part."
-    rc, tok = run_config(cfg, seed), WordTokenizer()
+    rc = run_config(cfg, seed)
+    tok = tokenizer_for(rc.scenes)
     q, n_img = rc.scenes.qtypes, rc.model.vision_config.num_patches
     test = with_prompt(make_scene_batch(rc.n_test, seed, "test", rc.scenes, tok), n_img, tok)
     fresh = with_prompt(
         make_scene_batch(rc.n_test, seed, "test_fresh", rc.scenes, tok), n_img, tok
     )  # unseen stream
     both = lambda m: dict(
-        test=evaluate(m, test, q), fresh=evaluate(m, fresh, q, per_item=True)
+        test=evaluate(m, test, q, per_item=True), fresh=evaluate(m, fresh, q, per_item=True)
     )  # items: paired tests
     vlm = _part(ckpt_dir, "vlm", lambda: _vlm_part(rc, ckpt_dir, both, test))
-    acc = {"vlm": vlm["accuracy"]["test"], "chance": chance(q), "vlm_fresh": vlm["accuracy"]["fresh"]}
+    acc = {
+        "vlm": vlm["accuracy"]["test"],
+        "chance": chance(q, rc.scenes.objects),
+        "vlm_fresh": vlm["accuracy"]["fresh"],
+    }
     acc.update({k: v for k, v in vlm["accuracy"].items() if k not in ("test", "fresh")})
     rec = dict(seed=seed, params=vlm["params"], accuracy=acc, train=vlm["train"], commits=[vlm["commit"]])
     for name in cfg.controls:
@@ -209,8 +219,9 @@ def _part(
 def _vlm_part(rc: VLMRunConfig, ckpt_dir: Path, both: Callable, test: dict) -> dict:
     "Stages 1-3, tested on both splits; the old yes/no relpos form; the stage-2 model. Saves `model.pt`, `stage2.pt`."
     model, res, vres, pres = train_vlm(rc, ckpt_path=ckpt_dir / "train_vlm.ckpt", progress=progress_enabled())
-    save_vlm(model, ckpt_dir / "model.pt")
-    acc, tok, n_img = both(model), WordTokenizer(), rc.model.vision_config.num_patches
+    tok = tokenizer_for(rc.scenes)
+    save_vlm(model, ckpt_dir / "model.pt", tok)
+    acc, n_img = both(model), rc.model.vision_config.num_patches
     yes_no = dataclasses.replace(rc.scenes, qtypes=("relpos_check",))  # the old yes/no relpos form
     old = make_scene_batch(min(rc.n_test, 1000), rc.train.seed, "test", yes_no, tok)
     acc["relpos_check"] = evaluate(model, with_prompt(old, n_img, tok), yes_no.qtypes)
@@ -219,7 +230,7 @@ def _vlm_part(rc: VLMRunConfig, ckpt_dir: Path, both: Callable, test: dict) -> d
     ):  # the model as stage 2 left it (its last checkpoint), kept for the no_gain_reset control
         s2 = TinyLlava(rc.model)
         load_checkpoint(ckpt_dir / "train_vlm.ckpt", s2)
-        save_vlm(s2, ckpt_dir / "stage2.pt")
+        save_vlm(s2, ckpt_dir / "stage2.pt", tok)
         acc["stage2"] = evaluate(s2.eval(), test, rc.scenes.qtypes)
     return dict(params=count_parameters(model), accuracy=acc, train=_train_record(res, vres, pres))
 
@@ -231,7 +242,7 @@ def _control_part(name: str, rc: VLMRunConfig, ckpt_dir: Path, both: Callable) -
     "A stage-3 control: the same extra steps without the gain reset, or the whole recipe without the 2-D table."
     note(f"vlm seed {rc.train.seed}: stage-3 control {name} ...")
     if name == "no_gain_reset":
-        m = load_vlm(ckpt_dir / "stage2.pt")[0]
+        m = load_vlm(ckpt_dir / "stage2.pt", tokenizer=tokenizer_for(rc.scenes))[0]
         m.vision_tower.requires_grad_(not rc.freeze_vision)  # frozen, as in stage 3
         r = dataclasses.replace(rc, position_gain=None)
         pres = train_position_stage(m.train(), r, ckpt_dir / "no_gain_reset.ckpt", progress_enabled())
@@ -253,7 +264,9 @@ def _text_only_part(rc: VLMRunConfig, ckpt_dir: Path, q: tuple, tok: WordTokeniz
         rc, text_only=True, ckpt_path=ckpt_dir / "train_text_only.ckpt", progress=progress_enabled()
     )
     test = with_prompt(make_scene_batch(rc.n_test, rc.train.seed, "test", rc.scenes, tok), 0, tok)
-    return dict(accuracy=evaluate(text, test, q), train=_train_record(tres, None, None)["questions"])
+    return dict(
+        accuracy=evaluate(text, test, q, per_item=True), train=_train_record(tres, None, None)["questions"]
+    )
 
 
 def _train_record(res, vres, pres) -> dict:
@@ -354,7 +367,8 @@ def run(
             else Path(tmp)
         )
         runs = [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
-        model = load_vlm(ck / f"seed{seeds[0]}" / "model.pt")[0]
+        tok = tokenizer_for(run_config(cfg, seeds[0]).scenes)
+        model = load_vlm(ck / f"seed{seeds[0]}" / "model.pt", tokenizer=tok)[0]
     if out and not cfg.ckpt_dir:
         shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)  # done: a rerun starts fresh
     if out is not None:
@@ -362,6 +376,7 @@ def run(
         save_vlm(
             model,
             Path(out) / "vlm.pt",
+            tok,
             scenes=asdict(rc.scenes),
             preset=cfg.preset,
             seed=seeds[0],
@@ -406,6 +421,23 @@ def _control_effect(runs: list, name: str, what: str) -> dict:
     return h
 
 
+def _text_only_effect(runs: list) -> dict:
+    "VLM minus the text-only floor on the test split, in points: paired bootstrap over its questions (all seeds)."
+    pairs = [r["accuracy"] for r in runs if "correct" in r["accuracy"].get("text_only", {})]
+    if not pairs or not all("correct" in a["vlm"] for a in pairs):
+        return {}  # results from before questions were recorded one by one
+    bits = lambda s: [int(c) for c in s]
+    pb = paired_bootstrap(
+        [bits(a["vlm"]["correct"]) for a in pairs], [bits(a["text_only"]["correct"]) for a in pairs]
+    )
+    label = "VLM minus text-only floor, test split, paired bootstrap over questions"
+    return {
+        "effect_text_only_items": metric(
+            100 * pb["diff"], "points", label, ci95=[100 * pb["lo"], 100 * pb["hi"]]
+        )
+    }
+
+
 def _headline(res: dict) -> dict:
     "The headline metrics of `run`'s results (accuracy per seed; cost measured once)."
     acc = lambda k, key="acc": [r["accuracy"][k][key] for r in res["runs"] if k in r["accuracy"]]
@@ -416,7 +448,7 @@ def _headline(res: dict) -> dict:
         "acc_vlm": metric(acc("vlm"), label="VLM test accuracy"),
         "acc_vlm_fresh": metric(acc("vlm_fresh"), label="VLM accuracy, fresh test split (unseen by design)"),
         "acc_relpos": metric(acc("vlm", "acc_relpos"), label="VLM, relative position (relpos)"),
-        "acc_shape_at": metric(acc("vlm", "acc_shape_at"), label="VLM, shape in a quadrant (shape_at)"),
+        "acc_shape_at": metric(acc("vlm", "acc_shape_at"), label="VLM, what is in a quadrant (shape_at)"),
         "acc_chance": metric(acc("chance"), label="chance", tol=1e-9),
     }
     for name in CONTROLS:
@@ -430,6 +462,7 @@ def _headline(res: dict) -> dict:
         )
     if acc("text_only"):
         h["acc_text_only"] = metric(acc("text_only"), label="text-only floor")
+        h.update(_text_only_effect(res["runs"]))
     if acc("stage2"):
         h["acc_stage2"] = metric(acc("stage2"), label="VLM after stage 2 (no stage 3)")
     v = t[n]["macs_lm_visual"] / t[n]["macs_lm_prefill"]
@@ -781,4 +814,8 @@ EXPERIMENT = Experiment(
     report=report,
     findings=findings,
     notebook="13_vlm_experiment",
+    datasets={  # `effnb reproduce vlm --dataset NAME`: experiment 3b, scenes of real objects
+        "fashion-mnist": ("objects", {"objects": "fashion_mnist"}),
+        "mnist": ("objects", {"objects": "mnist"}),
+    },
 )
