@@ -10,14 +10,10 @@ import dataclasses
 
 # %% ../../nbs/14a_svtr_objects_experiment.ipynb #7df56bf9
 import numpy as np
-from .base import Experiment, NOT_RESOLVED
+from .base import NOT_RESOLVED
 from effnb.experiments.svtr import (
     PRESETS as SVTR_PRESETS,
-    SVTRConfig,
-    run,
-    plot,
-    report,
-    findings,
+    EXPERIMENT as SVTR_EXPERIMENT,
     budget,
     _agg,
     _side,
@@ -87,14 +83,11 @@ def ranking_table(
     return "\n".join(rows)
 
 # %% ../../nbs/14a_svtr_objects_experiment.ipynb #438b97d0
-EXPERIMENT = Experiment(
+EXPERIMENT = dataclasses.replace(  # experiment 4's config, run, plot, report and README row; its own presets
+    SVTR_EXPERIMENT,
     name="svtr_objects",
     title="Visual token reduction on real object scenes",
-    config=SVTRConfig,
     presets=PRESETS,
-    run=run,
-    plot=plot,
-    report=report,
-    findings=findings,
     notebook="14a_svtr_objects_experiment",
+    datasets={},
 )
