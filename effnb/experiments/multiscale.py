@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'BASELINES', 'EXPERIMENT', 'MultiScaleExperimentConfig', 'gap_length_grid', 'saved_activation_bytes',
-           'efficiency_rows', 'bench_multiscale', 'run', 'accuracy_table', 'length_table', 'contrast_table',
-           'sweep_table', 'cost_table', 'grid_table', 'report', 'findings', 'plot_length', 'plot_acc_vs_flops',
-           'plot_grid', 'plot']
+           'efficiency_rows', 'bench_multiscale', 'bench_speedups', 'run', 'accuracy_table', 'length_table',
+           'contrast_table', 'sweep_table', 'cost_table', 'grid_table', 'report', 'findings', 'plot_length',
+           'plot_acc_vs_flops', 'plot_grid', 'plot']
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #d5f89e3c
 import re, time, shutil, functools, dataclasses
@@ -494,7 +494,7 @@ def bench_multiscale(
                 times={r.name: r.times for r in res},
             )
         )
-    return dict(table=_bench_ms_table(rows, period), rows=rows, env=env_info())
+    return dict(table=_bench_ms_table(rows, period), rows=rows, env=env_info(), period=period, scan_backend=auto_backend())
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0c3bccf8
 def _check_config(cfg: MultiScaleExperimentConfig) -> None:
@@ -640,14 +640,22 @@ def _headline(res: dict, cfg: MultiScaleExperimentConfig) -> dict:
             ]
             for f in fs if task == t0 else (1,):
                 h[f"{task}/{name}/acc_{f}x"] = metric(vals(f"{f}x"), "%", f"{task}, {name}, accuracy at {f}x")
-    ms = f"multiscale k={cfg.msc.period}"
-    for r in (res["bench"] or {}).get("rows", []):
+    return h | bench_speedups(res["bench"], cfg.msc.period)
+
+
+def bench_speedups(
+    bench: dict | None,  # from `bench_multiscale`
+    period: int = 8,  # k of its multi-scale mixer
+) -> dict:  # {"speedup/REF/lL": `metric` over the interleaved rounds}
+    "Forward + backward speed-up of the multi-scale mixer over each single-scale mixer, per length."
+    ms, h = f"multiscale k={period}", {}
+    for r in (bench or {}).get("rows", []):
         for ref in ("single e=128 n=8", "single e=64 n=16"):
             v = [a / b for a, b in zip(r["times"][ref], r["times"][ms])]  # per interleaved round
             h[f"speedup/{ref}/l{r['l']}"] = metric(
                 v,
                 "x",
-                f"fwd+bwd speed-up of k=8 vs {ref}, l={r['l']} (per round)",
+                f"fwd+bwd speed-up of k={period} vs {ref}, l={r['l']} (per round)",
                 tol=0.3 * float(np.median(v)),
             )
     return h
