@@ -897,7 +897,9 @@ def findings(res: dict) -> dict:
     if sp:
         vs.append(verdict(sp[-1], 1.0))
         l = sp[-1]["label"].split("l=")[-1].split(" ")[0]
-        txt += f"; mixer fwd+bwd {fmt_metric(sp[-1], 2)} the single-scale speed at l={l} ({vs[-1]})"
+        scan = res["meta"].get("scan_backend")
+        on = f" on the {scan} scan" if scan else ""
+        txt += f"; mixer fwd+bwd {fmt_metric(sp[-1], 2)} the single-scale speed at l={l}{on} ({vs[-1]})"
     status = "met" if all(v == "met" for v in vs) else "missed" if "missed" in vs else NOT_RESOLVED
     return dict(result=txt, status=status)
 

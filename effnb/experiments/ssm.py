@@ -31,7 +31,7 @@ from ..layers import CausalSelfAttention
 from ..scan import selective_scan, selective_scan_ref, random_scan_inputs, auto_backend
 from ..mamba import MambaConfig, MambaCache, MambaMixer, MambaLM
 from .base import tidy_log_axes, Experiment, run_meta, metric, fmt_metric, save_figure
-from .base import best_lr, run_cached, rate, config_tag, verdict
+from .base import best_lr, run_cached, rate, config_tag, verdict, NOT_RESOLVED
 from .mamba_bench import bench_mamba
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
@@ -1205,6 +1205,7 @@ def findings(
 ) -> dict:  # {"result": markdown, "status": "met" | "missed" | "not resolved"}
     "The README row: Selective Copying accuracies, the scan's speed-ups and the layer cost vs attention."
     h = res["headline"]
+    _sign = {"met": "above 0", "missed": "below 0", NOT_RESOLVED: NOT_RESOLVED}
     f = lambda k: fmt_metric(h[k], 2 if h[k]["unit"] == "x" else 1)
     parts = [
         f"Selective Copying: selective {f('selective_acc')} vs time-invariant {f('lti_acc')} "
@@ -1215,7 +1216,7 @@ def findings(
         s, st = h["selective_solved"], h["selective_stalled"]
         parts[0] += (
             f" (lr chosen on validation: {lrs['selective']:g} and {lrs['lti']:g}); selective minus time-invariant "
-            f"{f('selective_minus_lti')} ({verdict(h['selective_minus_lti'], 0)} above 0); selective seeds solving it "
+            f"{f('selective_minus_lti')} ({_sign[verdict(h['selective_minus_lti'], 0)]}); selective seeds solving it "
             f"{s['k']} of {s['n']} {fmt_metric(s)}, stalled {st['k']} of {st['n']}"
         )
     sp = [
@@ -1232,9 +1233,10 @@ def findings(
         shape = h[sp[0]]["label"].rsplit("= ", 1)[-1]
         speed = ", ".join(f"{k[5:-10].replace('_', ' ')} {f(k)}" for k in sp)
         parts.append(f"scan speed-up over a per-step loop at (b, d, n, l) = {shape}: {speed}")
-    if "layer_attention_over_mamba" in h:
-        at = h["layer_attention_over_mamba"]["label"].rsplit(", ", 1)[-1]
-        parts.append(f"attention / Mamba layer time {f('layer_attention_over_mamba')} at {at}")
+    lay = next((k for k in ("layer_attention_over_mamba_native", "layer_attention_over_mamba") if k in h), None)
+    if lay:
+        at, scan = h[lay]["label"].rsplit(", ", 1)[-1], "native" if lay.endswith("native") else "fast"
+        parts.append(f"attention / Mamba layer ({scan} scan) time {f(lay)} at {at}")
     goals = res["scan"]["targets"]["met"]
     met = [v for k, v in goals.items() if k.startswith("native_") and v is not None]
     status = "not resolved" if not met else "scan goals met (native kernel)" if all(met) else "missed"
