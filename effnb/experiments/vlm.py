@@ -17,7 +17,7 @@ from dataclasses import dataclass, asdict
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0005
 import numpy as np
 import torch
-from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled, load_json
+from ..core import benchmark, count_parameters, fmt_time, note, progress_enabled, load_json, num_threads
 from ..train import TrainConfig, load_checkpoint
 from ..scenes import SceneConfig, WordTokenizer, make_scene_batch, ITEM_QTYPES, tokenizer_for
 from ..vlm import VisionConfig, TextConfig, VLMConfig, TinyLlava, VLMRunConfig, LLAVA_7B
@@ -43,7 +43,7 @@ from effnb.experiments.base import (
     headline_table,
     verdict,
 )
-from .base import config_tag, paired_bootstrap, _run_and_save
+from .base import config_tag, paired_bootstrap, _run_and_save, run_jobs
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
 @dataclass
@@ -80,6 +80,7 @@ class VLMExperimentConfig:
     # the scenes' objects: "shapes" (drawn), or real ones: "fashion_mnist", "mnist" (experiment 3b), "toy" (tests)
     objects: str = "shapes"
     root: str | None = None  # a folder with the real objects' IDX files (None: `find_dataset`'s search)
+    workers: int = 1  # seeds trained at once, in processes of one torch thread each (1: in turn, here)
     ckpt_dir: str | None = (
         None  # stage checkpoints (None: OUT/checkpoints/PRESET-HASH, removed when the run ends)
     )
@@ -352,6 +353,21 @@ def _time_size(c: VLMConfig, q: torch.Tensor, tok: WordTokenizer, repeats: int, 
 LLAVA_N_VISUAL = (16, 32, 64, 128, 144, 192, 256, 576, 1024, 2880)  # LLaVA-1.5: 576; LLaVA-NeXT: up to 2,880
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0029
+def _seed_job(cfg: dict, seed: int, ckpt_dir: str) -> dict:
+    "`train_seed` in a worker process, on one torch thread (the config travels as a dict)."
+    with num_threads(1):
+        return train_seed(VLMExperimentConfig(**cfg), seed, Path(ckpt_dir))
+
+
+def _train_seeds(cfg: VLMExperimentConfig, seeds: list, ck: Path) -> list:
+    "Every seed's record: in turn here, or `cfg.workers` at once in worker processes."
+    if cfg.workers == 1 or len(seeds) == 1:
+        return [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
+    import effnb.experiments.vlm as mod  # workers import the module's function, not a notebook copy
+
+    return run_jobs(mod._seed_job, [(asdict(cfg), s, str(ck / f"seed{s}")) for s in seeds], cfg.workers)
+
+
 def run(
     cfg: VLMExperimentConfig,  # the experiment
     out: str | Path | None = None,  # folder for `vlm.pt` (the first seed's model); None: not saved
@@ -366,7 +382,7 @@ def run(
             if out
             else Path(tmp)
         )
-        runs = [train_seed(cfg, s, ck / f"seed{s}") for s in seeds]
+        runs = _train_seeds(cfg, seeds, ck)
         tok = tokenizer_for(run_config(cfg, seeds[0]).scenes)
         model = load_vlm(ck / f"seed{seeds[0]}" / "model.pt", tokenizer=tok)[0]
     if out and not cfg.ckpt_dir:
@@ -600,7 +616,8 @@ def report(res: dict) -> str:
     m = res["meta"]
     head = (
         f"Preset `{m['preset']}`, seeds {m['seeds']}, {res['runs'][0]['params']:,} parameters; "
-        f"{m['threads']} torch threads on {m['processor'] or m['platform']}, {m['seconds'] / 60:.1f} min in all."
+        f"{m['threads']} torch threads on {m['processor'] or m['platform']}, {m['seconds'] / 60:.1f} min in all"
+        + (f"; seeds trained {w} at a time, one thread each." if (w := res["config"].get("workers", 1)) > 1 else ".")
     )
     parts = [
         head,
