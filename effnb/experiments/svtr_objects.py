@@ -43,6 +43,15 @@ def _common(shapes: dict, objects: dict, ratio: float) -> list:
     return ["svtr"] + [m for m in a if m in b and m not in ("full", "fastv_paper")]
 
 
+def _agreement(on_shapes: str, on_objects: str) -> str:
+    "How two verdicts of `_side` relate: holds, flips, resolved on one side only, or not resolved on either."
+    if NOT_RESOLVED not in (on_shapes, on_objects):
+        return "holds" if on_shapes == on_objects else "flips"
+    if on_shapes != NOT_RESOLVED:
+        return f"{on_shapes} on shapes only"
+    return f"{on_objects} on objects only" if on_objects != NOT_RESOLVED else NOT_RESOLVED
+
+
 def rank_agreement(
     shapes: dict,  # experiment 4's results
     objects: dict,  # experiment 4b's results
@@ -76,9 +85,7 @@ def ranking_table(
             continue
         x, y = shapes["paired"][f"{ratio:.6f}"][m], objects["paired"][f"{ratio:.6f}"][m]
         sx, sy = _side(x), _side(y)
-        same = (
-            "holds" if sx == sy != NOT_RESOLVED else "flips" if NOT_RESOLVED not in (sx, sy) else NOT_RESOLVED
-        )
+        same = _agreement(sx, sy)
         rows.append(acc + f"| {fmt(x)} | {fmt(y)} | {same} |")
     return "\n".join(rows)
 
