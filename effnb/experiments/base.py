@@ -38,6 +38,7 @@ class Experiment:
     benches: dict = field(default_factory=dict) # {name: fn(quick:bool, threads:int) -> dict with "table"}
     notebook: str = "" # the notebook that is the experiment's source, e.g. "11_ssm_experiment"
     datasets: dict = field(default_factory=dict) # `--dataset NAME` -> (experiment name, config overrides): real data
+    bench_findings: dict = field(default_factory=dict) # {bench: (notebook, fn(nbs/results/bench/BENCH.json) -> row)}
 
 # %% ../../nbs/10_experiments.ipynb #86bb6f8a
 EXPERIMENT_NAMES = ("ssm", "multiscale", "vlm", "svtr") # the modules of effnb.experiments, in reading order
@@ -464,7 +465,7 @@ def findings_table(names:tuple=EXPERIMENT_NAMES + EXTRA_NAMES, # experiments, in
         exp = get_experiment(n)
         p = (Path(root) if root else results_dir()) / exp.name / "results.json"
         if not p.is_file():
-            rows.append(f"| {i}. {exp.title} | no committed results | - | `{exp.notebook}` |")
+            rows += [f"| {i}. {exp.title} | no committed results | - | `{exp.notebook}` |", *_bench_rows(exp, i, root)]
             continue
         res = load_results(exp.name, p)
         f = exp.findings(res)
@@ -477,5 +478,18 @@ def findings_table(names:tuple=EXPERIMENT_NAMES + EXTRA_NAMES, # experiments, in
         ev = f"`{exp.notebook}`, preset {m['preset']}, {th}, {wall}"
 
         status = f["status"] if m["preset"] == "full" else f"not judged: {m['preset']} preset ({f['status']})"
-        rows.append(f"| {i}. {exp.title} | {f['result']} | {status} | {ev} |")
+        rows += [f"| {i}. {exp.title} | {f['result']} | {status} | {ev} |", *_bench_rows(exp, i, root)]
     return "\n".join(rows)
+
+def _bench_rows(exp:Experiment, i:int, root:str|Path|None)->list:
+    "README rows of an experiment's committed benchmarks (`Experiment.bench_findings`); judged only at full size."
+    rows = []
+    for b, (nb, fn) in exp.bench_findings.items():
+        p = (Path(root) if root else results_dir()) / "bench" / f"{b}.json"
+        if not p.is_file(): continue
+        r = json.loads(p.read_text())
+        f, th, full = fn(r), r.get("threads", "?"), r.get("meta", {}).get("full", False)
+        status = f["status"] if full else f"not judged: quick size ({f['status']})"
+        ev = f"`{nb}`, {'full' if full else 'quick'} size, {th} thread{'s' if th != 1 else ''}"
+        rows.append(f"| {i}b. {exp.title}: `effnb bench {b}` | {f['result']} | {status} | {ev} |")
+    return rows

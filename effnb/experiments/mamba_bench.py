@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['BENCH_PRESETS', 'NOT_RESOLVED_ROUNDS', 'MambaBenchConfig', 'effnb_model', 'hf_model', 'mambapy_model',
            'train_step_call', 'prefill_call', 'matmul_floor_call', 'decode_call', 'profile_step', 'exp_rate',
-           'bench_mamba', 'mamba_bench_table', 'bench_targets']
+           'bench_mamba', 'mamba_bench_table', 'bench_targets', 'bench_findings']
 
 # %% ../../nbs/11a_mamba_bench.ipynb #c5baed13
 import dataclasses
@@ -551,7 +551,10 @@ def bench_targets(res: dict) -> dict:  # target -> (per-round ratios, "met" / "m
     for c, d in res["decode"].items():
         if t(d, "transformers") and t(d, first):
             r = _ratios(t(d, "transformers"), t(d, first))
-            out[f"decoding after {int(c):,} tokens vs transformers (x faster, goal 1)"] = (r, judge(r, 1.0, True))
+            out[f"decoding after {int(c):,} tokens vs transformers (x faster, goal 1)"] = (
+                r,
+                judge(r, 1.0, True),
+            )
     if t(res["train"], "matmul floor") and t(res["train"], first):
         r = _ratios(t(res["train"], first), t(res["train"], "matmul floor"))
         out["training step / its matmul floor (goal at most 2)"] = (r, judge(r, 2.0, False))
@@ -559,3 +562,19 @@ def bench_targets(res: dict) -> dict:  # target -> (per-round ratios, "met" / "m
 
 
 NOT_RESOLVED_ROUNDS = "not resolved (the rounds straddle the goal)"
+
+# %% ../../nbs/11a_mamba_bench.ipynb #89d48716
+def bench_findings(res: dict) -> dict:  # {"result", "status"}: the README row of a committed `bench_mamba`
+    "The targets of `bench_targets` in one line: median ratio, its range over the rounds, the verdict."
+    c, t = res["config"], bench_targets(res)
+    parts = [
+        f"{k.split(' (')[0]} {v['median']:.2f}x [{v['min']:.2f}, {v['max']:.2f}] ({s})"
+        for k, (v, s) in t.items()
+    ]
+    size = f"d_model {c['d_model']}, {c['n_layer']} layers, l {c['seq_len']}"
+    vs = [s for _, s in t.values()]
+    status = "met" if vs and all(s == "met" for s in vs) else "missed" if "missed" in vs else "not resolved"
+    return {
+        "result": f"whole Mamba LM ({size}), effnb against mambapy and transformers: " + "; ".join(parts),
+        "status": status,
+    }

@@ -32,7 +32,7 @@ from ..scan import selective_scan, selective_scan_ref, random_scan_inputs, auto_
 from ..mamba import MambaConfig, MambaCache, MambaMixer, MambaLM
 from .base import tidy_log_axes, Experiment, run_meta, metric, fmt_metric, save_figure
 from .base import best_lr, run_cached, rate, config_tag, verdict, NOT_RESOLVED
-from .mamba_bench import bench_mamba
+from .mamba_bench import bench_mamba, bench_findings
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
 def selective_copying_batch(
@@ -1233,7 +1233,9 @@ def findings(
         shape = h[sp[0]]["label"].rsplit("= ", 1)[-1]
         speed = ", ".join(f"{k[5:-10].replace('_', ' ')} {f(k)}" for k in sp)
         parts.append(f"scan speed-up over a per-step loop at (b, d, n, l) = {shape}: {speed}")
-    lay = next((k for k in ("layer_attention_over_mamba_native", "layer_attention_over_mamba") if k in h), None)
+    lay = next(
+        (k for k in ("layer_attention_over_mamba_native", "layer_attention_over_mamba") if k in h), None
+    )
     if lay:
         at, scan = h[lay]["label"].rsplit(", ", 1)[-1], "native" if lay.endswith("native") else "fast"
         parts.append(f"attention / Mamba layer ({scan} scan) time {f(lay)} at {at}")
@@ -1256,5 +1258,6 @@ EXPERIMENT = Experiment(
     report=report,
     findings=findings,
     benches={"scan": bench_scan, "mamba": bench_mamba},
+    bench_findings={"mamba": ("11a_mamba_bench", bench_findings)},
     notebook="11_ssm_experiment",
 )
