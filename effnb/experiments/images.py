@@ -402,17 +402,19 @@ def report(res: dict) -> str:
 # %% ../../nbs/12a_images_experiment.ipynb #4ce58cbd
 def findings(res: dict) -> dict:
     "The README row: multi-scale against single-scale and the best baseline on each pixel order."
-    parts, status = [], NOT_RESOLVED
+    sign = {"met": "above 0", "missed": "below 0", NOT_RESOLVED: NOT_RESOLVED}
+    parts, status = [], []
     for o, ms in res["summary"].items():
         best = max((m for m in ms if not m.startswith("multiscale")), key=lambda m: ms[m]["test"]["mean"])
         gap = res["headline"].get(f"{o}/multiscale_minus_single")
-        g = "" if gap is None else f", minus single-scale {fmt_metric(gap)} ({verdict(gap, 0)} above 0)"
+        g = "" if gap is None else f", minus single-scale {fmt_metric(gap)} ({sign[verdict(gap, 0)]})"
+        status.append(f"{o}: multi-scale minus single-scale {'-' if gap is None else sign[verdict(gap, 0)]}")
         parts.append(
             f"{o}: multi-scale {fmt_metric(ms['multiscale']['test'])}{g}; best other model {best} {fmt_metric(ms[best]['test'])}"
         )
     return {
         "result": f"Sequential {res['config']['dataset']} (784 pixels): " + "; ".join(parts),
-        "status": status,
+        "status": "; ".join(status),
     }
 
 # %% ../../nbs/12a_images_experiment.ipynb #8a527bc7
