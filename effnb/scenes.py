@@ -252,19 +252,20 @@ def sample_scene(
     "Draw a random `Scene`: objects in distinct cells, a mark and optionally a digit in free cells."
     n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     cells = rng.permutation(cfg.grid**2)[: n + 2]  # n objects, the mark, the digit
-    if cfg.objects != "shapes":
-        return _sample_items(rng, cfg, cells, n, digit_pool)
-    objs = [
-        Obj(
-            SHAPES[rng.integers(len(SHAPES))],
-            list(COLOURS)[rng.integers(len(COLOURS))],
-            list(SIZES)[rng.integers(2)],
-            int(k // cfg.grid),
-            int(k % cfg.grid),
-            *rng.uniform(-1, 1, 2),
-        )
-        for k in cells[:n]
-    ]
+    if cfg.objects != "shapes":  # real objects; then the mark, clutter and background as for shapes
+        objs = _sample_items(rng, cfg, cells, n, digit_pool)
+    else:
+        objs = [
+            Obj(
+                SHAPES[rng.integers(len(SHAPES))],
+                list(COLOURS)[rng.integers(len(COLOURS))],
+                list(SIZES)[rng.integers(2)],
+                int(k // cfg.grid),
+                int(k % cfg.grid),
+                *rng.uniform(-1, 1, 2),
+            )
+            for k in cells[:n]
+        ]
     mark = (
         int(cells[n] // cfg.grid),
         int(cells[n] % cfg.grid),
@@ -276,7 +277,7 @@ def sample_scene(
         idx = int(rng.choice(digit_pool))
         digit = (int(cells[n + 1] // cfg.grid), int(cells[n + 1] % cfg.grid), int(_digits()[1][idx]), idx)
     lines = [tuple(rng.uniform(0, 1, 4)) for _ in range(rng.integers(0, cfg.clutter_lines + 1))]
-    return Scene(objs, mark, tuple(rng.uniform(0.05, 0.25, 3)), lines, digit)
+    return Scene(objs, mark, tuple(rng.uniform(0.05, 0.25, 3)), lines, digit, cfg.objects)
 
 # %% ../nbs/03a_scenes.ipynb #fd9e9c6d
 @functools.lru_cache(maxsize=8)
@@ -299,13 +300,19 @@ def item_pool(
     "The source images a split may draw its objects from: disjoint between train, validation and test."
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {list(SPLITS)}")
-    x, y = _item_images(cfg.objects, cfg.root, "train" if split in ("train", "val") else "test")
+    return _item_pool(cfg.objects, cfg.root, split)
+
+
+@functools.lru_cache(maxsize=16)
+def _item_pool(source: str, root: str | None, split: str) -> tuple:
+    "`item_pool`, computed once per process and split (every batch of a run asks for it)."
+    x, y = _item_images(source, root, "train" if split in ("train", "val") else "test")
     idx = np.arange(len(y))
     keep = idx % 6 != 5 if split == "train" else idx % 6 == 5 if split == "val" else idx >= 0
-    by_kind = [idx[keep & (y == j)] for j in range(len(kind_words(cfg.objects)))]
+    by_kind = [idx[keep & (y == j)] for j in range(len(kind_words(source)))]
     if any(len(k) == 0 for k in by_kind):
         raise ValueError(
-            f"{cfg.objects} {split}: no image of kinds {[j for j, k in enumerate(by_kind) if not len(k)]}"
+            f"{source} {split}: no image of kinds {[j for j, k in enumerate(by_kind) if not len(k)]}"
         )
     return x, by_kind
 
@@ -332,8 +339,8 @@ def _draw_item(img: np.ndarray, o: Obj, c: float):
 
 def _sample_items(
     rng: np.random.Generator, cfg: SceneConfig, cells: np.ndarray, n: int, pool: tuple
-) -> Scene:
-    "A scene of `n` real objects from three of the kinds, in the first `n` of `cells`; the mark in the next."
+) -> list:  # of `Obj`
+    "`n` real objects from three of the kinds, in the first `n` of `cells`."
     images, by_kind = pool
     kinds = kind_words(cfg.objects)
     few = rng.choice(len(kinds), size=min(3, len(kinds)), replace=False)  # a few kinds: counts above one
@@ -353,14 +360,7 @@ def _sample_items(
                 image=im,
             )
         )
-    mark = (
-        int(cells[n] // cfg.grid),
-        int(cells[n] % cfg.grid),
-        list(COLOURS)[rng.integers(len(COLOURS))],
-        *rng.uniform(0, 1, 2),
-    )
-    lines = [tuple(rng.uniform(0, 1, 4)) for _ in range(rng.integers(0, cfg.clutter_lines + 1))]
-    return Scene(objs, mark, tuple(rng.uniform(0.05, 0.25, 3)), lines, None, cfg.objects)
+    return objs
 
 # %% ../nbs/03a_scenes.ipynb #b7f165f6
 def _quadrant(o: Obj, grid: int) -> str:
