@@ -60,13 +60,14 @@ BENCH_PRESETS = {
 def effnb_model(
     cfg: MambaBenchConfig,  # the size
     backend: str = "auto",  # the scan backend of its mixers
+    use_fast_path: bool = True,  # the fused layer (`mamba_inner`) where the backend is native
 ) -> MambaLM:
     "A randomly initialised effnb `MambaLM` of the bench's size (seeded: every call gives the same weights)."
     torch.manual_seed(cfg.seed)
-    return MambaLM(_mamba_config(cfg, backend))
+    return MambaLM(_mamba_config(cfg, backend, use_fast_path))
 
 
-def _mamba_config(cfg: MambaBenchConfig, backend: str = "auto") -> MambaConfig:
+def _mamba_config(cfg: MambaBenchConfig, backend: str = "auto", use_fast_path: bool = True) -> MambaConfig:
     "The `MambaConfig` of the bench's size."
     return MambaConfig(
         d_model=cfg.d_model,
@@ -74,6 +75,7 @@ def _mamba_config(cfg: MambaBenchConfig, backend: str = "auto") -> MambaConfig:
         vocab_size=cfg.vocab_size,
         pad_vocab_size_multiple=1,
         backend=backend,
+        use_fast_path=use_fast_path,
     )
 
 # %% ../../nbs/11a_mamba_bench.ipynb #04e108df
@@ -266,27 +268,31 @@ def _decoder(
     return step, first
 
 # %% ../../nbs/11a_mamba_bench.ipynb #7f17e160
+_MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm")
+_COPY_OPS = ("aten::copy_", "aten::cat", "aten::clone", "aten::contiguous", "aten::fill_", "aten::zero_")
+_ELEMENTWISE_OPS = ("aten::pow", "aten::mean", "aten::rsqrt", "aten::mul", "aten::add", "aten::silu", "aten::softplus")
+
+
 def _category(op: str) -> str:
-    "The part of a training step a profiler operator belongs to."
+    "The part of a training step a profiler operator belongs to (operators under the optimizer step: `optimizer`)."
+    if "MambaInner" in op:
+        return "fused layer (conv, scan, gates)"
     if "Scan" in op:
         return "scan"
-    if op in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"):
+    if op in _MATMUL_OPS:
         return "matmul"
     if "conv" in op:
         return "conv"
     if "_foreach" in op or "Optimizer" in op or "adamw" in op.lower():
         return "optimizer"
-    if op in (
-        "aten::pow",
-        "aten::mean",
-        "aten::rsqrt",
-        "aten::mul",
-        "aten::add",
-        "aten::silu",
-        "aten::softplus",
-    ):
+    if "softmax" in op or "nll_loss" in op or "cross_entropy" in op:
+        return "loss (log-softmax)"
+    if op in _COPY_OPS:
+        return "copies (layout, cat, fill)"
+    if op.replace("_backward", "") in _ELEMENTWISE_OPS or op in _ELEMENTWISE_OPS:
         return "elementwise (norm, gates, softplus)"
     return "other"
+
 
 # %% ../../nbs/11a_mamba_bench.ipynb #3ce60c1a
 def profile_step(call, steps: int = 2) -> list:  # [(part, self ms per step, share)], largest first
@@ -298,8 +304,12 @@ def profile_step(call, steps: int = 2) -> list:  # [(part, self ms per step, sha
         for _ in range(steps):
             call()
     tot = {}
-    for e in prof.key_averages():
-        tot[_category(e.key)] = tot.get(_category(e.key), 0.0) + e.self_cpu_time_total / 1e3 / steps
+    for e in prof.events():  # each operator call, so that calls inside the optimizer step count as optimizer
+        p, part = e.cpu_parent, _category(e.name)
+        while p is not None and part != "optimizer":
+            part = "optimizer" if p.name.startswith("Optimizer.step") else part
+            p = p.cpu_parent
+        tot[part] = tot.get(part, 0.0) + e.self_cpu_time_total / 1e3 / steps
     s = sum(tot.values())
     return sorted(((k, v, v / s) for k, v in tot.items()), key=lambda r: -r[1])
 
@@ -332,10 +342,12 @@ def _exp_bound(cfg: MambaBenchConfig, threads: int) -> dict:
 
 # %% ../../nbs/11a_mamba_bench.ipynb #acf91355
 def _frameworks(cfg: MambaBenchConfig) -> dict:  # name -> (model, kind)
-    "effnb on what `auto` picks and on `fast`, then mambapy and transformers where installed: the same weights."
+    "effnb on what `auto` picks (native: also unfused) and on `fast`, then mambapy and transformers: the same weights."
     auto = auto_backend()
     base = effnb_model(cfg, auto)
     out = {f"effnb ({auto})": (base, "effnb")}
+    if auto == "native":  # the same kernels without the fused layer: what the fusion buys
+        out["effnb (native, unfused)"] = (effnb_model(cfg, auto, use_fast_path=False), "effnb")
     if auto != "fast":
         out["effnb (fast)"] = (effnb_model(cfg, "fast"), "effnb")
     for name, build in (("mambapy", mambapy_model), ("transformers", hf_model)):
@@ -363,6 +375,9 @@ def bench_mamba(
         note("bench mamba: profile and the exp bound ...")
         tr = ids(cfg.batch_size, cfg.seq_len)
         res["profile"] = profile_step(train_step_call(effnb_model(cfg), "effnb", tr))
+        if "effnb (native, unfused)" in res["models"]:  # where the fusion's time went
+            unfused = effnb_model(cfg, "native", use_fast_path=False)
+            res["profile_unfused"] = profile_step(train_step_call(unfused, "effnb", tr))
         res["exp_bound"] = _exp_bound(cfg, torch.get_num_threads())
     res["table"] = mamba_bench_table(res)
     return res
@@ -500,21 +515,30 @@ def _floor_md(res: dict) -> list:
     "Markdown lines: the step against its matmul floor, the profile, the scan against its exponentials."
     first, tr, e = res["models"][0], res["train"], res["exp_bound"]
     out = []
-    if tr.get(first, {}).get("times") and tr.get("matmul floor", {}).get("times"):
-        r = _ratios(tr[first]["times"], tr["matmul floor"]["times"])
+    fl = tr.get("matmul floor", {}).get("times")
+    effs = [m for m in res["models"] if m.startswith("effnb") and tr.get(m, {}).get("times")]
+    if fl and effs:
+        rs = {m: _ratios(tr[m]["times"], fl) for m in effs}
         out += [
             "",
-            f"**The floor**: a training step of {first} takes {r['median']:.2f}x [{r['min']:.2f}, {r['max']:.2f}] "
-            "the time of its matrix multiplies alone.",
+            "**The floor**: a training step takes "
+            + "; ".join(f"{m} {r['median']:.2f}x [{r['min']:.2f}, {r['max']:.2f}]" for m, r in rs.items())
+            + " the time of its matrix multiplies alone.",
         ]
+    profs = {first: res["profile"]}
+    if "profile_unfused" in res:
+        profs["effnb (native, unfused)"] = res["profile_unfused"]
+    parts = list(dict.fromkeys(k for p in profs.values() for k, _, _ in p))  # the first model's order
+    cells = {m: {k: f"{v:.1f} ({100 * s:.0f} %)" for k, v, s in p} for m, p in profs.items()}
     out += [
         "",
-        f"**Where a training step of {first} goes** (self CPU time per step):",
+        "**Where a training step goes** (self CPU time per step, ms (share), one profiled run):",
         "",
-        "| part | ms | share |",
-        "|---|---|---|",
+        "| part | " + " | ".join(profs) + " |",
+        "|---" * (len(profs) + 1) + "|",
     ]
-    out += [f"| {k} | {v:.1f} | {100 * s:.0f} % |" for k, v, s in res["profile"]]
+    out += [f"| {k} | " + " | ".join(cells[m].get(k, "-") for m in profs) + " |" for k in parts]
+    out.append("| total | " + " | ".join(f"{sum(v for _, v, _ in p):.1f}" for p in profs.values()) + " |")
     out += [
         "",
         f"**The scan against its exponentials**: `torch.exp` runs at {e['exp_per_s'] / 1e9:.2f} G/s here; the "
