@@ -9,6 +9,7 @@ __all__ = ['load_plugin', 'make_parser', 'UsageError', 'cmd_reproduce', 'cmd_ben
 # %% ../nbs/20_cli.ipynb #0b3d7095
 import os, sys, json, time, argparse, importlib, importlib.util, traceback
 from pathlib import Path
+from datetime import datetime, timezone
 
 # %% ../nbs/20_cli.ipynb #f32c67ac
 import effnb
@@ -210,12 +211,16 @@ def cmd_reproduce(args)->int:
 def cmd_bench(args)->int:
     "Run the selected benchmarks (those the experiments declare) and print their tables."
     from effnb.core import env_info, save_json, to_jsonable
+    from effnb.experiments.base import git_state
     benches = {b: fn for exp in _experiments(args.plugin).values() for b, fn in exp.benches.items()}
     for n in _select(args.benchmarks, benches, "benchmark"):
+        t0 = time.perf_counter()
         res = benches[n](quick=not args.full, threads=args.threads)
         print(f"## effnb bench {n} ({'full' if args.full else 'quick'})\n\n{res.get('table', res)}\n")
-        if args.out:
-            meta = {"bench": n, "full": args.full, "env": env_info()}
+        if args.out:  # where the numbers came from: the commit, the machine, the wall-clock
+            meta = {"bench": n, "full": args.full, "env": env_info(), "git": git_state(),
+                    "seconds": time.perf_counter() - t0,
+                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             save_json({"meta": meta, **to_jsonable(res)}, Path(args.out) / f"{n}.json")
     return 0
 
