@@ -7,7 +7,7 @@ __all__ = ['FAST_SAVE_BYTES', 'selective_scan_ref', 'auto_backend', 'selective_s
            'selective_state_update']
 
 # %% ../nbs/01_scan.ipynb #612a3adc
-import os, sys, time, warnings
+import os, sys, time, warnings, functools
 from typing import Callable
 from pathlib import Path
 from dataclasses import dataclass
@@ -1016,6 +1016,7 @@ def _scan_core(u, delta, A, B, C, backend: str, chunk_size: int | None = None, h
     return _FastScan.apply(u, delta, A, B, C, chunk_size or _chunk_size(b, d, n), h0)
 
 # %% ../nbs/01_scan.ipynb #8d9cf7c5
+@functools.cache  # a failed import is not cached by Python: every forward would search sys.path again
 def _mamba_ssm_scan():
     "`mamba_ssm`'s fused CUDA `selective_scan_fn`, or None if the package is not installed."
     try:

@@ -289,7 +289,7 @@ def _category(op: str) -> str:
         return "loss (log-softmax)"
     if op in _COPY_OPS:
         return "copies (layout, cat, fill)"
-    if op.replace("_backward", "") in _ELEMENTWISE_OPS or op in _ELEMENTWISE_OPS:
+    if op.replace("_backward", "") in _ELEMENTWISE_OPS:  # an op and its backward
         return "elementwise (norm, gates, softplus)"
     return "other"
 
