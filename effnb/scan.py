@@ -617,7 +617,11 @@ _MIXER_SRC = r"""
 // Every (b, l, .) tensor is read through its strides (the last one must be 1), so x and z can be the two
 // halves of in_proj's output and B, C slices of x_proj's output, as they come.
 
-template <typename T> static inline T sigm(T v) { return T(1) / (T(1) + std::exp(-v)); }
+// The largest argument of exp whose result is finite, less a hair.  Past it IEEE would give 1 / (1 + inf) = 0,
+// but under -ffast-math the vectorised exp and division give NaN: silu(x) for float32 x < -88.7 was NaN, which
+// broke training runs whose activations grew that large.  Clamping changes nothing for arguments up to the bound.
+template <typename T> constexpr T exp_max() { return sizeof(T) == 4 ? T(88.72) : T(709.78); }
+template <typename T> static inline T sigm(T v) { return T(1) / (T(1) + std::exp(std::min(-v, exp_max<T>()))); }
 
 // o[c] = bias[c] + sum_k w[k, c] x[t - K + 1 + k, c] for one (batch, t): the causal depthwise conv, d wide.
 template <typename T>
@@ -749,7 +753,7 @@ static void softplus_tile(const T* P, int64_t m, T* dl, T* dP) {
 template <typename T>
 static void sigmoid_tile(const T* z, int64_t m, T* out) {
 #pragma omp simd
-  for (int64_t i = 0; i < m; ++i) out[i] = T(1) / (T(1) + std::exp(-z[i]));
+  for (int64_t i = 0; i < m; ++i) out[i] = T(1) / (T(1) + std::exp(std::min(-z[i], exp_max<T>())));
 }
 
 // One channel's scan from h_0 = 0, forward: acc_t = <C_t, h_t>, h_t = exp(Δ_t A) h_{t-1} + Δ_t u_t B_t,
