@@ -510,13 +510,16 @@ def predict(
     model: nn.Module,  # a classifier (b, l) -> (b, n_classes)
     x: torch.Tensor,  # (n, l) token ids
     batch_size: int = 128,  # sequences per forward
-) -> torch.Tensor:  # (n,) predicted classes
-    "Predicted classes of `x`, evaluated in chunks of `batch_size` in eval mode."
+) -> torch.Tensor:  # (n,) predicted classes; -1 where the logits are not finite
+    "Predicted classes of `x` in eval mode; -1 (never a label) for a sequence whose logits overflowed, so it counts as wrong."
     was = model.training
     model.eval()
-    pred = torch.cat([model(x[i : i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)])
+    pred = []
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i : i + batch_size])  # (b, n_classes)
+        pred.append(torch.where(torch.isfinite(logits).all(-1), logits.argmax(-1), -1))  # argmax of NaN: 0
     model.train(was)
-    return pred
+    return torch.cat(pred)
 
 # %% ../nbs/02_multiscale.ipynb #2a47b747
 def accuracy(

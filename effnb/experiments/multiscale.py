@@ -271,6 +271,7 @@ def _train_one(
         val=accuracy(model, *val),
         acc={k: (preds[k] == v[1]).float().mean().item() for k, v in sets.items()},
         pred_mode_share={k: _mode_share(p) for k, p in preds.items()},
+        nonfinite={k: int((p < 0).sum()) for k, p in preds.items()},  # sequences whose logits overflowed: wrong
         state_passing=bool(cfg.state_passing if job.sp is None else job.sp),
         flops_per_token=model_flops_per_token(model, cfg.train_len),
         final_loss=res.history[-1]["loss"] if res.history else None,
