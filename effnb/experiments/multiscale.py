@@ -201,8 +201,8 @@ def _subset(x: torch.Tensor, y: torch.Tensor, labels: tuple) -> tuple:
 
 
 def _mode_share(pred: torch.Tensor) -> float:
-    "Fraction of predictions equal to the most frequent one."
-    return torch.bincount(pred).max().item() / len(pred)
+    "Fraction of predictions equal to the most frequent one (`predict`'s -1 for non-finite logits is one value)."
+    return torch.bincount(pred + 1).max().item() / len(pred)  # +1: -1 -> bin 0
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #2f58344e
 @functools.lru_cache(maxsize=1)
