@@ -327,6 +327,17 @@ def load_results(name:str, # experiment name
     return check_results(res, str(p))
 
 # %% ../../nbs/10_experiments.ipynb #86452407
+def _run_seconds(res:dict)->list:
+    "Training seconds of each per-run record that says how long it took."
+    return [r["seconds"] for r in res.get("runs") or [] if isinstance(r, dict) and "seconds" in r]
+
+
+def _resumed(res:dict)->bool:
+    "Whether a run resumed an earlier session's records (several commits, or more training than its wall-clock allows)."
+    m, workers = res["meta"], (res.get("config") or {}).get("workers") or 1
+    return len(m.get("run_commits") or []) > 1 or sum(_run_seconds(res)) > 1.05 * workers * m["seconds"]
+
+
 def describe_results(res:dict, # loaded results
                     )->str: # Markdown
     "One paragraph of provenance: preset, seeds, commit, threads, machine, load and wall-clock, with warnings."
@@ -349,13 +360,16 @@ def describe_results(res:dict, # loaded results
     if m["preset"] != "full":
         text += (f"\n\n> **Not the full preset.** These are the `{m['preset']}` preset's results (smaller models, "
                  "budgets or test sets); they can differ from the full preset's, even in direction.")
+    secs = _run_seconds(res)
     if len(m.get("run_commits") or []) > 1:  # a resumed run whose parts ran at different commits
         cs = ", ".join(f"`{c[:7]}`" for c in m["run_commits"])
         text += f"\n\n> **Resumed across commits.** Its runs were trained at {len(m['run_commits'])} commits ({cs})."
-        secs = [r["seconds"] for r in res.get("runs") or [] if isinstance(r, dict) and "seconds" in r]
-        if secs:  # the wall-clock is the last session's only
-            text += (f" The wall-clock above is the last session's; its runs trained for {sum(secs) / 60:.0f} min "
-                     "in all (summed over runs).")
+    elif _resumed(res):  # one commit, but more training than its workers could do in the wall-clock
+        text += ("\n\n> **Resumed.** Its runs' training time adds up to more than its workers could do in the "
+                 "wall-clock above: part of them were trained in an earlier session and loaded from the run cache.")
+    if _resumed(res) and secs:  # the wall-clock is the last session's only
+        text += (f" The wall-clock above is the last session's; its runs trained for {sum(secs) / 60:.0f} min "
+                 "in all (summed over runs).")
     if m.get("note"):
         text += f"\n\n> **How this run was made.** {m['note']}"  # anything out of the ordinary, said once
     return text
@@ -472,8 +486,8 @@ def findings_table(names:tuple=EXPERIMENT_NAMES + EXTRA_NAMES, # experiments, in
         m = res["meta"]
         th = f"{m['threads']} thread{'s' if m['threads'] != 1 else ''}"
         wall = f"{m['seconds']:.0f} s" if m["seconds"] < 120 else f"{m['seconds'] / 60:.0f} min"
-        secs = [r["seconds"] for r in res.get("runs") or [] if isinstance(r, dict) and "seconds" in r]
-        if len(m.get("run_commits") or []) > 1 and secs:  # resumed: the wall-clock is the last session's only
+        secs = _run_seconds(res)
+        if _resumed(res) and secs:  # the wall-clock is the last session's only
             wall += f" (resumed; its runs trained {sum(secs) / 60:.0f} min in all)"
         ev = f"`{exp.notebook}`, preset {m['preset']}, {th}, {wall}"
 
