@@ -585,7 +585,7 @@ def bench_targets(res: dict) -> dict:  # target -> (per-round ratios, "met" / "m
     return out
 
 
-NOT_RESOLVED_ROUNDS = "not resolved (the rounds straddle the goal)"
+NOT_RESOLVED_ROUNDS = "not resolved: the rounds straddle the goal"
 
 # %% ../../nbs/11a_mamba_bench.ipynb #89d48716
 def bench_findings(res: dict) -> dict:  # {"result", "status"}: the README row of a committed `bench_mamba`
