@@ -7,7 +7,7 @@ __all__ = ['load_plugin', 'make_parser', 'UsageError', 'cmd_reproduce', 'cmd_ben
            'main']
 
 # %% ../nbs/20_cli.ipynb #0b3d7095
-import os, sys, json, time, argparse, importlib, importlib.util, traceback
+import os, sys, json, time, argparse, dataclasses, importlib, importlib.util, traceback
 from pathlib import Path
 from datetime import datetime, timezone
 
@@ -48,6 +48,8 @@ def make_parser()->argparse.ArgumentParser:
     r.add_argument("--compare", default=None, metavar="PATH",
                    help="compare with results: a results.json (one experiment) or a folder of NAME/results.json")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
+    r.add_argument("--workers", type=int, default=None,
+                   help="processes training runs at once, one torch thread each (default: the preset's)")
     r.add_argument("--dataset", default=None, metavar="NAME",
                    help="run the experiments' real-data variant on this dataset (e.g. fashion-mnist; see `effnb list`)")
     b = sub.add_parser("bench", help="run benchmarks and print their tables")
@@ -159,6 +161,13 @@ def _summary_table(res:dict, # this run's results
     return "\n".join(rows)
 
 # %% ../nbs/20_cli.ipynb #70c64d02
+def _with_workers(names:list, table:dict, overrides:dict, workers:int)->dict: # {name: overrides}
+    "Add `workers` to each experiment's overrides; an experiment whose config has no such field is a usage error."
+    if workers < 1: raise UsageError(f"--workers must be >= 1, got {workers}")
+    serial = [n for n in names if "workers" not in {f.name for f in dataclasses.fields(table[n].config)}]
+    if serial: raise UsageError(f"--workers: {', '.join(map(repr, serial))} train(s) in one process (no `workers` field)")
+    return {n: {**(overrides.get(n) or {}), "workers": workers} for n in names}
+
 def cmd_reproduce(args)->int:
     "Run the selected experiments into OUT/NAME; write OUT/summary.md beside the committed (or `--compare`) results."
     from effnb.experiments.base import execute, headline_table, load_results, compare, compare_table
@@ -169,6 +178,8 @@ def cmd_reproduce(args)->int:
     for n in names:
         if args.preset not in table[n].presets: raise UsageError(f"experiment {n!r} has no preset {args.preset!r}")
     if args.seed is not None and args.seed < 0: raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if args.workers is not None:
+        overrides = _with_workers(names, table, overrides, args.workers)
     refs = {n: _compare_path(args.compare, n, len(names)) for n in names} if args.compare else {}
     for n, p in refs.items():
         if not p.is_file(): raise UsageError(f"--compare: no results file {p} for experiment {n!r}")
