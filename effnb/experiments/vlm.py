@@ -515,10 +515,14 @@ MODEL_ROWS = {  # accuracy key of a run: its row label
 }
 
 
+def _qtype_keys(res: dict) -> list:
+    "The per-type accuracy keys (`acc_exist`, ...), in the order of the question types."
+    return [k for k in res["runs"][0]["accuracy"]["chance"] if k != "acc"]
+
+
 def qtype_accuracy_table(res: dict) -> str:
     "Markdown: test accuracy (%) per question type of the VLM, after stage 2, text-only floor and chance."
-    q = res["runs"][0]["accuracy"]["chance"]
-    keys = [k for k in q if k != "acc"]
+    keys = _qtype_keys(res)
     rows = ["| model | overall | " + " | ".join(k[4:] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for k, lab in MODEL_ROWS.items():
         runs = [r["accuracy"][k] for r in res["runs"] if k in r["accuracy"]]
@@ -534,8 +538,7 @@ def seed_table(
     models: tuple = ("vlm", "stage2", "no_table", "text_only"),  # keys of `MODEL_ROWS`
 ) -> str:
     "Markdown: test accuracy (%) of each seed, overall and per question type (what the mean ± std summarises)."
-    q = res["runs"][0]["accuracy"]["chance"]
-    keys = ["acc"] + [k for k in q if k != "acc"]
+    keys = ["acc"] + _qtype_keys(res)
     rows = ["| seed | model | overall | " + " | ".join(k[4:] for k in keys[1:]) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in res["runs"]:
         for k in (k for k in models if k in r["accuracy"]):
