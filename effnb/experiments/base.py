@@ -229,7 +229,7 @@ def config_tag(cfg, # a config dataclass with a `preset` field
     return f"{cfg.preset}-{h}"
 
 def git_state(root:Path|None=None)->dict:
-    "The commit and whether the work tree has uncommitted changes (None outside a git checkout)."
+    "The commit and whether the code changed since (None outside git); `nbs/results`, a run's own output, does not count."
     root = root or repo_root()
     if root is None: return dict(commit=None, dirty=None)
     def git(*a):
@@ -237,7 +237,7 @@ def git_state(root:Path|None=None)->dict:
         return r.stdout.strip() if r.returncode == 0 else None
     try:
         commit = git("rev-parse", "HEAD")
-        status = git("status", "--porcelain", "--untracked-files=no")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)nbs/results")
     except (OSError, subprocess.SubprocessError): return dict(commit=None, dirty=None)
     return dict(commit=commit, dirty=None if status is None else bool(status))
 

@@ -634,11 +634,13 @@ GOAL_ACC = 0.90  # issue goal: overall held-out accuracy of the full preset
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0045
 def report(res: dict) -> str:
     "Markdown: the headline numbers, accuracy per question type, cost per component and the LLaVA-1.5-7B projection."
-    m = res["meta"]
+    m, train_s = res["meta"], sum(r.get("seconds", 0) for r in res["runs"])
     head = (
         f"Preset `{m['preset']}`, seeds {m['seeds']}, {res['runs'][0]['params']:,} parameters; "
-        f"{m['threads']} torch threads on {m['processor'] or m['platform']}, {m['seconds'] / 60:.1f} min in all"
-        + (f"; seeds trained {w} at a time, one thread each." if (w := res["config"].get("workers", 1)) > 1 else ".")
+        f"{m['threads']} torch thread{'s' if m['threads'] != 1 else ''} on {m['processor'] or m['platform']}, "
+        f"{m['seconds'] / 60:.1f} min wall-clock"
+        + (f"; seeds trained {w} at a time, one thread each" if (w := res["config"].get("workers", 1)) > 1 else "")
+        + (f"; training summed over seeds and parts {train_s / 60:.0f} min." if train_s else ".")
     )
     parts = [
         head,
