@@ -43,7 +43,7 @@ from effnb.experiments.base import (
     headline_table,
     verdict,
 )
-from .base import config_tag, paired_bootstrap, _run_and_save, run_jobs
+from .base import config_tag, paired_bootstrap, _run_and_save, run_jobs, _run_seconds
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
 @dataclass
@@ -541,9 +541,9 @@ def seed_table(
     keys = ["acc"] + _qtype_keys(res)
     rows = ["| seed | model | overall | " + " | ".join(k[4:] for k in keys[1:]) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in res["runs"]:
-        for k in (k for k in models if k in r["accuracy"]):
-            a = r["accuracy"][k]
-            rows.append(f"| {r['seed']} | {MODEL_ROWS[k]} | " + " | ".join(f"{100 * a[kk]:.1f}" for kk in keys) + " |")
+        for k in [k for k in models if k in r["accuracy"]]:
+            cells = " | ".join(f"{100 * r['accuracy'][k][q]:.1f}" for q in keys)
+            rows.append(f"| {r['seed']} | {MODEL_ROWS[k]} | {cells} |")
     return "\n".join(rows)
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0037
@@ -634,7 +634,7 @@ GOAL_ACC = 0.90  # issue goal: overall held-out accuracy of the full preset
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0045
 def report(res: dict) -> str:
     "Markdown: the headline numbers, accuracy per question type, cost per component and the LLaVA-1.5-7B projection."
-    m, train_s = res["meta"], sum(r.get("seconds", 0) for r in res["runs"])
+    m, train_s = res["meta"], sum(_run_seconds(res))
     head = (
         f"Preset `{m['preset']}`, seeds {m['seeds']}, {res['runs'][0]['params']:,} parameters; "
         f"{m['threads']} torch thread{'s' if m['threads'] != 1 else ''} on {m['processor'] or m['platform']}, "
