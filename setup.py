@@ -27,7 +27,10 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[lib_path, f'{lib_path}.*']),
     include_package_data=True,
     install_requires=_reqs('requirements'),
-    extras_require={'dev': _reqs('dev_requirements'), 'hf': _reqs('hf_requirements')},
+    # the C++ sources of the native selective scan, compiled on first use by torch.utils.cpp_extension
+    package_data={lib_path: ['csrc/*.cpp', 'csrc/*.h']},
+    extras_require={'dev': _reqs('dev_requirements'), 'hf': _reqs('hf_requirements'),
+                    'dask': _reqs('dask_requirements'), 'slurm': _reqs('slurm_requirements')},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires=f'>={min_python}',
     long_description=open('README.md', encoding='utf-8').read(),

@@ -67,13 +67,18 @@ def num_threads(
 
 # %% ../nbs/00_core.ipynb #2de1a6fe
 def progress_enabled() -> bool:
-    "Whether long work reports progress: `EFFNB_PROGRESS=1` (set by `effnb reproduce` and `effnb bench`)."
+    "Deprecated: whether `EFFNB_PROGRESS=1`; pass `progress` explicitly instead (kept for older callers)."
     return os.environ.get("EFFNB_PROGRESS", "0") == "1"
 
 
-def note(msg: str) -> None:
-    "One progress line on stderr, only when `progress_enabled()`."
-    if progress_enabled():
+def note(
+    msg: str,  # one line
+    progress: bool | None = None,  # print it? (None: the deprecated `EFFNB_PROGRESS=1` decides)
+) -> None:
+    "One progress line on stderr, only when `progress` is true."
+    if progress is None:
+        progress = progress_enabled()
+    if progress:
         print(msg, file=sys.stderr, flush=True)
 
 # %% ../nbs/00_core.ipynb #9aab6fe5
@@ -217,11 +222,12 @@ def time_interleaved(
     calls: dict,  # name -> a callable with no arguments
     repeats: int,  # timed rounds
     max_seconds: float = float("inf"),  # a call slower than this once is skipped (reported, not timed)
+    progress: bool | None = None,  # one line on stderr per warm-up and round (see `note`)
 ) -> dict:  # name -> median, min, times, repeats, peak_mem (bytes), or skipped (why)
     "Warm up each call (skip failures and calls over `max_seconds`), then time round-robin: medians, peak memory."
     times, skipped = {}, {}
     for k, c in calls.items():
-        note(f"  warm-up: {' '.join(map(str, k)) if isinstance(k, tuple) else k}")
+        note(f"  warm-up: {' '.join(map(str, k)) if isinstance(k, tuple) else k}", progress)
         t0 = time.perf_counter()
         try:
             c()
@@ -234,7 +240,7 @@ def time_interleaved(
         else:
             times[k] = []
     for i in range(repeats):  # round-robin: shared-machine noise hits all alike
-        note(f"  timed round {i + 1}/{repeats}")
+        note(f"  timed round {i + 1}/{repeats}", progress)
         for k in times:
             if i >= 3 and sum(times[k]) > max_seconds:
                 continue  # very slow ones get 3 repeats

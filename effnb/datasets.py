@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['IDX_TYPES', 'DATASETS', 'IDXError', 'read_idx', 'write_idx', 'IDXFile', 'IDXDataset', 'verify_file', 'cache_dir',
-           'find_dataset', 'load_images', 'toy_images']
+           'find_dataset', 'dataset_available', 'install_hint', 'load_images', 'toy_images']
 
 # %% ../nbs/05_datasets.ipynb #33b4d5de
 import os, gzip, hashlib, shutil, struct, subprocess, urllib.request, warnings
@@ -209,6 +209,11 @@ def _complete(folder: Path, ds: IDXDataset) -> dict | None:
             warnings.warn(f"{p}: no published checksum matches this copy; it is a valid IDX file, used as is")
     return paths
 
+# %% ../nbs/05_datasets.ipynb #45a014cf
+def _key(name: str) -> str:
+    "The key in `DATASETS` of a dataset's name, which may be spelt with `-` (`fashion-mnist`)."
+    return name.replace("-", "_") if name.replace("-", "_") in DATASETS else name
+
 # %% ../nbs/05_datasets.ipynb #7e41901d
 def _download(ds: IDXDataset, folder: Path) -> dict:
     "Fetch every file of `ds` into `folder`, verifying each before it is kept; {key: path}."
@@ -234,6 +239,7 @@ def find_dataset(
     download: bool = True,  # fetch into `cache_dir()` when no local copy is found
 ) -> dict:  # {"train_images", "train_labels", "test_images", "test_labels"} -> Path
     "The dataset's four files: in `root`, `$EFFNB_DATA/NAME`, system folders, the cache, or downloaded."
+    name = _key(name)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}")
     ds = DATASETS[name]
@@ -260,6 +266,29 @@ def find_dataset(
     raise FileNotFoundError(
         f"{name}: no complete copy found. Searched:\n{tried}{err}\nTo fix: " + "; ".join(fix)
     )
+
+# %% ../nbs/05_datasets.ipynb #52147994
+def dataset_available(
+    name: str = "fashion_mnist",  # a key of `DATASETS` (or spelt with `-`, e.g. "fashion-mnist")
+    root: str | Path | None = None,  # a folder with the files (see `find_dataset`)
+) -> bool:  # True when a complete, verified copy is here
+    "Whether the dataset's files are on this machine (`find_dataset` without downloading)."
+    try:
+        find_dataset(name, root, download=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def install_hint(
+    name: str = "fashion_mnist",  # a key of `DATASETS` (or spelt with `-`)
+) -> str:  # one line for a cell that skips
+    "Why a cell that needs the dataset skips, and how to get its files."
+    ds = DATASETS[_key(name)]
+    how = ([f"apt-get install {ds.debian_package}"] if ds.debian_package else []) + [
+        "set EFFNB_DATA to its folder"
+    ]
+    return f"{ds.name} is not on this machine: " + " or ".join(how)
 
 # %% ../nbs/05_datasets.ipynb #82d23e78
 def load_images(

@@ -17,54 +17,62 @@ import torch.nn.functional as F
 # %% ../nbs/00b_layers.ipynb #1208f7e0
 class RMSNorm(nn.Module):
     "Root-mean-square norm, `weight * x / rms(x)`, computed in float32 (Zhang & Sennrich 2019)."
-    def __init__(self,
-                 d:int, # width of the last dimension
-                 eps:float=1e-5, # added to the mean square
-                ):
+
+    def __init__(
+        self,
+        d: int,  # width of the last dimension
+        eps: float = 1e-5,  # added to the mean square
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(d))
         self.eps = eps
 
-    def forward(self, x:torch.Tensor)->torch.Tensor: # (..., d) -> (..., d)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., d) -> (..., d)
         xf = x.float()
         return self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
 # %% ../nbs/00b_layers.ipynb #d84207e7
-def rope_cos_sin(position_ids:torch.Tensor, # (b, l) or (l,) integer positions
-                 head_dim:int, # dh, even
-                 theta:float=10000., # base of the frequencies
-                )->tuple: # (cos, sin), each (b, 1, l, dh)
+def rope_cos_sin(
+    position_ids: torch.Tensor,  # (b, l) or (l,) integer positions
+    head_dim: int,  # dh, even
+    theta: float = 10000.0,  # base of the frequencies
+) -> tuple:  # (cos, sin), each (b, 1, l, dh)
     "Rotary angles `pos · theta^(-2i/dh)`, repeated over both halves (Su et al. 2021, Eq. 34)."
-    if head_dim % 2: raise ValueError(f"head_dim must be even for rotary embeddings, got {head_dim}")
-    if position_ids.dim() == 1: position_ids = position_ids[None] # (1, l)
+    if head_dim % 2:
+        raise ValueError(f"head_dim must be even for rotary embeddings, got {head_dim}")
+    if position_ids.dim() == 1:
+        position_ids = position_ids[None]  # (1, l)
     dev = position_ids.device
-    inv = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=dev) / head_dim) # (dh/2,)
-    ang = position_ids.float()[..., None] * inv # (b, l, dh/2)
-    ang = torch.cat([ang, ang], -1)[:, None] # (b, 1, l, dh)
+    inv = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=dev) / head_dim)  # (dh/2,)
+    ang = position_ids.float()[..., None] * inv  # (b, l, dh/2)
+    ang = torch.cat([ang, ang], -1)[:, None]  # (b, 1, l, dh)
     return ang.cos(), ang.sin()
 
 # %% ../nbs/00b_layers.ipynb #c4b79510
-def apply_rope(x:torch.Tensor, # (b, h, l, dh) queries or keys
-               cos:torch.Tensor, # (b, 1, l, dh) from `rope_cos_sin`
-               sin:torch.Tensor, # (b, 1, l, dh)
-              )->torch.Tensor: # (b, h, l, dh)
+def apply_rope(
+    x: torch.Tensor,  # (b, h, l, dh) queries or keys
+    cos: torch.Tensor,  # (b, 1, l, dh) from `rope_cos_sin`
+    sin: torch.Tensor,  # (b, 1, l, dh)
+) -> torch.Tensor:  # (b, h, l, dh)
     "Rotate the pairs `(x_i, x_{i+dh/2})` by their position's angle (HF's `rotate_half` convention)."
-    x1, x2 = x.chunk(2, -1) # (b, h, l, dh/2) each
+    x1, x2 = x.chunk(2, -1)  # (b, h, l, dh/2) each
     return x * cos + torch.cat([-x2, x1], -1) * sin
 
 # %% ../nbs/00b_layers.ipynb #72ebefff
-def attention(q:torch.Tensor, # (b, h, l, dh) queries
-              k:torch.Tensor, # (b, h, s, dh) keys
-              v:torch.Tensor, # (b, h, s, dh) values
-              is_causal:bool=False, # causal mask (ignored when `attn_mask` is given)
-              attn_mask:torch.Tensor|None=None, # bool (l, s) or broadcastable, True = attend; or float, added to the logits
-              output_attentions:bool=False, # also return the probabilities (eager path)
-             )->tuple: # (out (b, h, l, dh), probs (b, h, l, s) or None)
+def attention(
+    q: torch.Tensor,  # (b, h, l, dh) queries
+    k: torch.Tensor,  # (b, h, s, dh) keys
+    v: torch.Tensor,  # (b, h, s, dh) values
+    is_causal: bool = False,  # causal mask (ignored when `attn_mask` is given)
+    attn_mask: torch.Tensor
+    | None = None,  # bool (l, s) or broadcastable, True = attend; or float, added to the logits
+    output_attentions: bool = False,  # also return the probabilities (eager path)
+) -> tuple:  # (out (b, h, l, dh), probs (b, h, l, s) or None)
     "Scaled dot-product attention: torch SDPA by default, an eager softmax when the probabilities are wanted."
     if not output_attentions:
         causal = is_causal and attn_mask is None
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal), None
-    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) # (b, h, l, s)
+    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (b, h, l, s)
     if is_causal and attn_mask is None:
         attn_mask = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).tril()
     if attn_mask is not None:
@@ -75,14 +83,17 @@ def attention(q:torch.Tensor, # (b, h, l, dh) queries
 # %% ../nbs/00b_layers.ipynb #c3d5b8c4
 class CausalSelfAttention(nn.Module):
     "Multi-head causal self-attention, optional RoPE, a KV cache for decoding: (b, l, d) -> (b, l, d)."
-    def __init__(self,
-                 d_model:int, # d
-                 n_head:int, # h; d must be divisible by h
-                 rope:bool=False, # rotary positions on queries and keys
-                 rope_theta:float=10000., # RoPE base
-                ):
+
+    def __init__(
+        self,
+        d_model: int,  # d
+        n_head: int,  # h; d must be divisible by h
+        rope: bool = False,  # rotary positions on queries and keys
+        rope_theta: float = 10000.0,  # RoPE base
+    ):
         super().__init__()
-        if d_model % n_head: raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
+        if d_model % n_head:
+            raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
         if rope and (d_model // n_head) % 2:
             raise ValueError(f"RoPE needs an even head width, got d_model/n_head = {d_model // n_head}")
         self.n_head, self.rope, self.rope_theta = n_head, rope, rope_theta
@@ -91,27 +102,28 @@ class CausalSelfAttention(nn.Module):
 
 # %% ../nbs/00b_layers.ipynb #30b389a8
 @patch
-def forward(self:CausalSelfAttention,
-            x:torch.Tensor, # (b, l, d)
-            kv_cache:tuple|None=None, # (K, V), each (b, h, l_max, dh), filled up to `pos`
-            pos:int=0, # position of x's first token (decoding with a cache)
-           )->torch.Tensor: # (b, l, d)
+def forward(
+    self: CausalSelfAttention,
+    x: torch.Tensor,  # (b, l, d)
+    kv_cache: tuple | None = None,  # (K, V), each (b, h, l_max, dh), filled up to `pos`
+    pos: int = 0,  # position of x's first token (decoding with a cache)
+) -> torch.Tensor:  # (b, l, d)
     "Attend causally over the cache and `x`; with a cache, write `x`'s keys and values at `pos`."
     b, l, dm = x.shape
     h = self.n_head
-    q, k, v = self.qkv(x).view(b, l, 3, h, dm // h).permute(2, 0, 3, 1, 4) # 3 x (b, h, l, dh)
+    q, k, v = self.qkv(x).view(b, l, 3, h, dm // h).permute(2, 0, 3, 1, 4)  # 3 x (b, h, l, dh)
     if self.rope:
         cos, sin = rope_cos_sin(torch.arange(pos, pos + l, device=x.device), dm // h, self.rope_theta)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     if kv_cache is None:
         o, _ = attention(q, k, v, is_causal=True)
-        return self.out(o.transpose(1, 2).reshape(b, l, dm)) # (b, l, d)
-    K, V = kv_cache # decoding: append to the preallocated cache
-    K[:, :, pos:pos + l] = k
-    V[:, :, pos:pos + l] = v
+        return self.out(o.transpose(1, 2).reshape(b, l, dm))  # (b, l, d)
+    K, V = kv_cache  # decoding: append to the preallocated cache
+    K[:, :, pos : pos + l] = k
+    V[:, :, pos : pos + l] = v
     mask = None
-    if l > 1: # query i sits at position pos + i and sees keys 0 .. pos + i
-        key_pos = torch.arange(pos + l, device=x.device) # (pos + l,)
-        mask = key_pos[None] <= torch.arange(pos, pos + l, device=x.device)[:, None] # (l, pos + l)
-    o, _ = attention(q, K[:, :, :pos + l], V[:, :, :pos + l], attn_mask=mask) # (b, h, l, dh)
-    return self.out(o.transpose(1, 2).reshape(b, l, dm)) # (b, l, d)
+    if l > 1:  # query i sits at position pos + i and sees keys 0 .. pos + i
+        key_pos = torch.arange(pos + l, device=x.device)  # (pos + l,)
+        mask = key_pos[None] <= torch.arange(pos, pos + l, device=x.device)[:, None]  # (l, pos + l)
+    o, _ = attention(q, K[:, :, : pos + l], V[:, :, : pos + l], attn_mask=mask)  # (b, h, l, dh)
+    return self.out(o.transpose(1, 2).reshape(b, l, dm))  # (b, l, d)

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['MambaConfig', 'MambaCache', 'mamba_inner', 'MambaMixer', 'MambaBlock', 'MambaModel', 'MambaLM', 'mamba_step_logits',
-           'MambaForSequenceClassification', 'config_from_dict']
+           'MambaForSequenceClassification', 'LTIMixer', 'lti_config', 'delta_trace', 'config_from_dict']
 
 # %% ../nbs/01a_mamba.ipynb #73fcf214
-import math, json
+import math, json, dataclasses
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
+from .core import count_parameters
 from .layers import RMSNorm
 from .scan import selective_scan, selective_state_update, _BACKENDS, _native_module, _resolve_backend
 
@@ -43,7 +44,9 @@ class MambaConfig:
     residual_in_fp32: bool = True  # keep the residual stream in float32
     tie_embeddings: bool = True  # lm_head shares the embedding matrix
     backend: str = "auto"  # `selective_scan` backend used by the mixer ("auto", "fast", "native", ...)
-    use_fast_path: bool = True  # on the native backend, run conv, scan and gate as one fused op (`mamba_inner`)
+    use_fast_path: bool = (
+        True  # on the native backend, run conv, scan and gate as one fused op (`mamba_inner`)
+    )
 
     def __post_init__(self):
         if self.dt_rank == "auto":
@@ -167,11 +170,15 @@ def mamba_inner(
     args = dict(conv_weight=conv_weight, x_proj_weight=x_proj_weight, dt_proj_weight=dt_proj_weight)
     for name, t in {**args, "A": A, "D": D, "dt_bias": dt_bias}.items():
         if tuple(t.shape) != want[name]:
-            raise ValueError(f"{name} has shape {tuple(t.shape)}, expected {want[name]} for xz {tuple(xz.shape)}")
+            raise ValueError(
+                f"{name} has shape {tuple(t.shape)}, expected {want[name]} for xz {tuple(xz.shape)}"
+            )
     if xz.device.type != "cpu" or xz.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"mamba_inner runs float32/float64 on the CPU, got {xz.dtype} on {xz.device}")
     cb = torch.zeros(di, dtype=xz.dtype) if conv_bias is None else conv_bias
-    ts = [t.to(xz.dtype).contiguous() for t in (conv_weight, cb, x_proj_weight, dt_proj_weight, A, D, dt_bias)]
+    ts = [
+        t.to(xz.dtype).contiguous() for t in (conv_weight, cb, x_proj_weight, dt_proj_weight, A, D, dt_bias)
+    ]
     return _MambaInnerFn.apply(xz if xz.stride(-1) == 1 else xz.contiguous(), *ts)
 
 # %% ../nbs/01a_mamba.ipynb #7160dee1
@@ -303,8 +310,11 @@ class MambaBlock(nn.Module):
 def _check_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     "Raise a `ValueError` unless `input_ids` is an integer tensor with every id in [0, vocab_size)."
     if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point() or input_ids.is_complex():
-        raise ValueError(f"input_ids must be an integer tensor (b, l), got {getattr(input_ids, 'dtype', type(input_ids))}")
-    if not input_ids.numel(): return
+        raise ValueError(
+            f"input_ids must be an integer tensor (b, l), got {getattr(input_ids, 'dtype', type(input_ids))}"
+        )
+    if not input_ids.numel():
+        return
     lo, hi = (int(v) for v in torch.aminmax(input_ids))  # one reduction
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"input_ids must lie in [0, vocab_size={vocab_size}), got ids from {lo} to {hi}")
@@ -329,7 +339,8 @@ class MambaModel(nn.Module):
     ) -> torch.Tensor:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids (b, l) or inputs_embeds (b, l, d_model)")
-        if input_ids is not None: _check_ids(input_ids, self.config.vocab_size)
+        if input_ids is not None:
+            _check_ids(input_ids, self.config.vocab_size)
         h = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # (b, l, d_model)
         for layer in self.layers:
             h = layer(h, cache)
@@ -432,6 +443,57 @@ class MambaForSequenceClassification(nn.Module):
             else torch.full((h.shape[0],), h.shape[1] - 1, device=h.device)
         )  # (b,) index of the last real token
         return self.score(h[torch.arange(h.shape[0], device=h.device), last])  # (b, num_labels)
+
+# %% ../nbs/01a_mamba.ipynb #549c676b
+class _Bias(nn.Module):
+    "Holds only a bias (d,), standing in for dt_proj in the time-invariant mixer."
+
+    def __init__(self, bias: torch.Tensor):
+        super().__init__()
+        self.bias = nn.Parameter(bias)
+
+# %% ../nbs/01a_mamba.ipynb #c0343536
+class LTIMixer(MambaMixer):
+    "Time-invariant ablation (S4D-like): Δ (per channel), B, C (d_inner, n) are parameters, not functions."
+
+    def __init__(self, config: MambaConfig, layer_idx: int = 0):
+        super().__init__(config, layer_idx)
+        di, n = config.d_inner, config.d_state
+        del self.x_proj
+        self.dt_proj = _Bias(self.dt_proj.bias.detach().clone())  # Δ = softplus(bias), (d_inner,)
+        self.B = nn.Parameter(torch.ones(di, n))  # S4D init
+        self.C = nn.Parameter(torch.randn(di, n) * n**-0.5)
+
+    def ssm_params(self, x: torch.Tensor) -> tuple:
+        "Δ, B, C that ignore the input: (b, d_inner, l) zeros (the scan adds the bias), B and C (d_inner, n)."
+        return torch.zeros_like(x), self.B, self.C
+
+    def step(self, hidden_states, cache):
+        raise NotImplementedError("LTIMixer is a training ablation; it has no decoding step")
+
+# %% ../nbs/01a_mamba.ipynb #d7045273
+def lti_config(config: MambaConfig) -> MambaConfig:
+    "Copy of `config` whose `d_state` brings an `LTIMixer`'s parameter count closest to `MambaMixer`'s."
+    target = count_parameters(MambaMixer(config))  # the rest of the model is identical
+    cands = [dataclasses.replace(config, d_state=n) for n in range(config.d_state, 2 * config.d_state + 1)]
+    return min(cands, key=lambda c: abs(count_parameters(LTIMixer(c)) - target))
+
+# %% ../nbs/01a_mamba.ipynb #0e96c9fd
+@torch.no_grad()
+def delta_trace(
+    model: MambaLM,  # a (trained) Mamba LM
+    input_ids: torch.Tensor,  # (b, l) tokens
+    layer: int = 0,  # which layer's Δ
+) -> torch.Tensor:  # Δ = softplus(dt + bias), (b, d_inner, l)
+    "The time steps Δ that layer `layer` of a trained model uses at every position."
+    h = model.backbone.embeddings(input_ids)  # (b, l, d_model)
+    for blk in model.backbone.layers[:layer]:
+        h = blk(h)
+    blk = model.backbone.layers[layer]
+    m, l = blk.mixer, input_ids.shape[1]
+    x, _ = m.in_proj(blk.norm(h)).transpose(1, 2).chunk(2, dim=1)  # (b, d_inner, l)
+    dt, _, _ = m.ssm_params(F.silu(m.conv1d(x)[..., :l]))
+    return F.softplus(dt + m.dt_proj.bias[:, None])
 
 # %% ../nbs/01a_mamba.ipynb #77402600
 def config_from_dict(d: dict) -> MambaConfig:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MODELS', 'MultiScaleConfig', 'MultiScaleMixer', 'block_pool', 'shift_blocks', 'MultiScaleState', 'stream_mixer',
            'mixer_flops', 'flops_per_token', 'state_updates_per_token', 'state_size', 'multiscale_mixer_cls',
-           'RNNClassifier', 'TransformerClassifier', 'MeanPoolMLP', 'build_model', 'stream_classifier',
+           'RNNClassifier', 'TransformerClassifier', 'MeanPoolMLP', 'build_model', 'stream_classifier', 'stream_rnn',
            'model_flops_per_token', 'predict', 'accuracy']
 
 # %% ../nbs/02_multiscale.ipynb #d1a7535f
@@ -481,6 +481,18 @@ def stream_classifier(
             h = (res + y).to(h.dtype)
     return model.score(bb.norm_f(h)[:, 0])  # (b, n_classes)
 
+# %% ../nbs/02_multiscale.ipynb #77efb04d
+@torch.no_grad()
+def stream_rnn(
+    model: RNNClassifier,  # an LSTM or GRU classifier
+    input_ids: torch.Tensor,  # (b, l)
+) -> torch.Tensor:  # (b, n_classes)
+    "Classify by feeding an RNN classifier one token at a time, carrying its recurrent state."
+    st = None
+    for t in range(input_ids.shape[1]):
+        out, st = model.rnn(model.embeddings(input_ids[:, t : t + 1]), st)  # out (b, 1, hidden)
+    return model.score(out[:, -1])  # (b, n_classes)
+
 # %% ../nbs/02_multiscale.ipynb #2cc33b9c
 def model_flops_per_token(
     model: nn.Module,  # a model of `build_model`
@@ -512,14 +524,14 @@ def predict(
     batch_size: int = 128,  # sequences per forward
 ) -> torch.Tensor:  # (n,) predicted classes; -1 where the logits are not finite
     "Predicted classes of `x` in eval mode; -1 (never a label) for a sequence whose logits overflowed, so it counts as wrong."
-    was = model.training
+    was, dev = model.training, next(model.parameters(), x).device  # batches go to the model's device
     model.eval()
     pred = []
     for i in range(0, len(x), batch_size):
-        logits = model(x[i : i + batch_size])  # (b, n_classes)
+        logits = model(x[i : i + batch_size].to(dev))  # (b, n_classes)
         pred.append(torch.where(torch.isfinite(logits).all(-1), logits.argmax(-1), -1))  # argmax of NaN: 0
     model.train(was)
-    return torch.cat(pred)
+    return torch.cat(pred).cpu()  # (n,) on the CPU, beside the labels
 
 # %% ../nbs/02_multiscale.ipynb #2a47b747
 def accuracy(

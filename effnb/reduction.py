@@ -7,8 +7,9 @@ __all__ = ['METRICS', 'MLP_FLOP_TERM', 'LLAVA15_7B', 'METHODS', 'Reduced', 'budg
            'cls_attention_row', 'feature_layer_cls_attention', 'feature_layer_keys', 'summary_token',
            'select_visual_tokens', 'prompt_position_ids', 'random_tokens', 'grid_tokens', 'pool_tokens', 'tome_merge',
            'visionzip_tokens', 'prumerge_budget', 'prumerge_tokens', 'LMCost', 'layer_flops', 'equivalent_tokens',
-           'compression', 'reduce_visual_tokens', 'TokenScorer', 'llava_image_features', 'llava_reduced_inputs',
-           'tiny_hf_llava', 'llava_prompt']
+           'compression', 'reduce_visual_tokens', 'TokenScorer', 'encode_image', 'question_query', 'reduced_prompt',
+           'reduced_prefill', 'fastv_prefill', 'fastv_layer', 'fastv_settings', 'token_saliency', 'time_prefill',
+           'time_scoring', 'llava_image_features', 'llava_reduced_inputs', 'tiny_hf_llava', 'llava_prompt']
 
 # %% ../nbs/04_reduction.ipynb #21d81b82
 import math
@@ -19,6 +20,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from .core import benchmark
+from .layers import rope_cos_sin
+from .scenes import WordTokenizer
+from .vlm import TinyLlava, PromptLayout, prompt_layout, splice_image, answer_outputs
 
 # %% ../nbs/04_reduction.ipynb #6f508fd5
 @dataclass
@@ -295,9 +300,15 @@ def grid_tokens(
     return Reduced(_gather(features, idx.expand(b, n_keep)), idx.expand(b, n_keep))
 
 # %% ../nbs/04_reduction.ipynb #5480834e
-def _pool_regions(h: int, w: int, k: int) -> tuple:  # (region id of each patch (h*w,), centre patch of each region (k,))
+def _pool_regions(
+    h: int, w: int, k: int
+) -> tuple:  # (region id of each patch (h*w,), centre patch of each region (k,))
     "Cut an h×w patch grid into exactly k compact regions, numbered in raster order."
-    exact = [(r, k // r) for r in range(1, h + 1) if k % r == 0 and k // r <= w and max(r, k // r) <= 2 * min(r, k // r)]
+    exact = [
+        (r, k // r)
+        for r in range(1, h + 1)
+        if k % r == 0 and k // r <= w and max(r, k // r) <= 2 * min(r, k // r)
+    ]
     if exact:  # an r×c grid of cells (aspect <= 2)
         r, c = min(exact, key=lambda p: (abs(p[0] - p[1]), p[0]))
         cols = [c] * r
@@ -389,7 +400,8 @@ def visionzip_tokens(
     n_keep: int,  # tokens out: dominant + contextual
     cls_attention: torch.Tensor,  # (b, n) [CLS] attention: picks the dominant tokens
     keys: torch.Tensor | None = None,  # (b, n, d_k) vision-side keys for the merge (default: `features`)
-    contextual_share: float = 10 / 64,  # share of the budget spent on contextual tokens (the paper's 10 of 64)
+    contextual_share: float = 10
+    / 64,  # share of the budget spent on contextual tokens (the paper's 10 of 64)
 ) -> Reduced:
     "VisionZip: top-[CLS] dominant tokens, the rest merged into evenly spaced contextual tokens by key similarity."
     b, n, d, s, everything = _scored_input(features, n_keep, cls_attention)
@@ -405,7 +417,9 @@ def visionzip_tokens(
     rest.scatter_(1, dom, False)
     rest = rest.nonzero()[:, 1].view(b, n - n_dom)  # (b, m) remaining tokens, raster order
     m = n - n_dom
-    tgt_pos = torch.linspace(0, m - 1, n_ctx).round().long().to(features.device)  # evenly spaced among the rest
+    tgt_pos = (
+        torch.linspace(0, m - 1, n_ctx).round().long().to(features.device)
+    )  # evenly spaced among the rest
     tgt = rest[:, tgt_pos]  # (b, n_ctx)
     sim = _gather(kk, rest) @ _gather(kk, tgt).transpose(1, 2)  # (b, m, n_ctx)
     assign = sim.argmax(-1)  # (b, m) target of each remaining token
@@ -589,6 +603,213 @@ class TokenScorer(nn.Module):
     ) -> torch.Tensor:  # (b, n, d), (b, d) -> (b, n)
         q = query[:, None].expand_as(features)  # (b, n, d)
         return self.net(torch.cat([features, features * q], -1)).squeeze(-1)
+
+# %% ../nbs/04_reduction.ipynb #0235d0b2
+@torch.no_grad()
+def encode_image(
+    model: TinyLlava,  # the VLM
+    pixel_values: torch.Tensor,  # (b, c, s, s)
+    keys: bool = False,  # also return the patch keys of the feature layer (VisionZip, PruMerge)
+) -> tuple:  # (features (b, n, d) in the LM's space, cls_attention (b, n)[, keys (b, n, d_v)])
+    "Visual tokens and their [CLS] attention (and keys) from one pass of the vision tower."
+    hs = model.vision_tower(pixel_values).hidden_states
+    layer, blocks = model.config.vision_feature_layer, model.vision_tower.layers
+    feats = model.multi_modal_projector(hs[layer][:, 1:])  # (b, n, d)
+    cls = feature_layer_cls_attention(blocks, hs, layer)
+    return (feats, cls, feature_layer_keys(blocks, hs, layer)) if keys else (feats, cls)
+
+# %% ../nbs/04_reduction.ipynb #69f9fdd0
+def question_query(
+    model: TinyLlava,  # the VLM
+    question_ids: torch.Tensor,  # (b, q) left-padded with id 0
+) -> torch.Tensor:  # (b, d)
+    "Mean token embedding of the question (padding excluded): the text side of query-similarity scoring."
+    e = model.language_model.embed_tokens(question_ids)  # (b, q, d)
+    keep = (question_ids != 0).float()[..., None]  # (b, q, 1)
+    return (e * keep).sum(1) / keep.sum(1).clamp(min=1)
+
+# %% ../nbs/04_reduction.ipynb #9703fd2c
+def reduced_prompt(
+    model: TinyLlava,  # the VLM
+    r: Reduced,  # the reduced visual tokens
+    question_ids: torch.Tensor,  # (b, q)
+    n: int,  # visual tokens before reduction
+    tokenizer: WordTokenizer | None = None,  # the VLM's (default `WordTokenizer()`)
+    position_mode: str = "original",  # see `prompt_position_ids`
+    proportional: bool = False,  # add log(size) to the attention logits of merged tokens (ToMe)
+) -> tuple:  # (inputs_embeds (b, l, d), position_ids (b, l), attention_bias (b, l) or None)
+    "The LM's input for a prompt whose image span holds the reduced tokens."
+    tok = tokenizer or WordTokenizer()
+    x = splice_image(model, r.tokens, question_ids, tok)  # (b, l, d)
+    lay = prompt_layout(question_ids.shape[1], r.n_keep, tok)
+    pos = prompt_position_ids(r, n, lay.n_before, lay.n_after, position_mode)
+    if not proportional:
+        return x, pos, None
+    bias = torch.zeros(x.shape[:2], device=x.device)  # (b, l)
+    bias[:, lay.image] = r.sizes.log()
+    return x, pos, bias
+
+# %% ../nbs/04_reduction.ipynb #08735a6b
+def reduced_prefill(
+    model: TinyLlava,  # the VLM
+    r: Reduced,  # the reduced visual tokens
+    question_ids: torch.Tensor,  # (b, q)
+    n: int,  # visual tokens before reduction
+    tokenizer: WordTokenizer | None = None,  # the VLM's (default `WordTokenizer()`)
+    position_mode: str = "original",  # see `prompt_position_ids`
+    proportional: bool = False,  # ToMe's proportional attention (see `reduced_prompt`)
+) -> tuple:  # (hidden (b, d), logits (b, v)) at the answer position
+    "Run the LM on the prompt with reduced visual tokens: `answer_outputs` of `reduced_prompt`."
+    return answer_outputs(
+        model, *reduced_prompt(model, r, question_ids, n, tokenizer, position_mode, proportional)
+    )
+
+# %% ../nbs/04_reduction.ipynb #75f53008
+@torch.no_grad()
+def fastv_prefill(
+    model: TinyLlava,  # the VLM
+    inputs_embeds: torch.Tensor,  # (b, l, d) full prompt
+    image: slice,  # the image span (`PromptLayout.image`)
+    K: int,  # layers run on all tokens (>= 1)
+    n_kept: int,  # visual tokens kept after layer K
+) -> tuple:  # (hidden (b, d), logits (b, v), kept indices (b, n_kept))
+    "FastV: prune visual tokens after layer K by last-token attention; returns the answer-position outputs."
+    lm, dev = model.language_model, inputs_embeds.device
+    L, (b, l, d), (s, n) = len(lm.layers), inputs_embeds.shape, (image.start, image.stop - image.start)
+    if not 1 <= K <= L:
+        raise ValueError(f"K must be in [1, L={L}], got {K}")
+    if not 1 <= n_kept <= n:
+        raise ValueError(f"n_kept must be in [1, n={n}], got {n_kept}")
+    pos = torch.arange(l, device=dev).expand(b, l)
+    cos, sin = rope_cos_sin(pos, d // lm.config.num_attention_heads, lm.config.rope_theta)  # (b, 1, l, dh)
+    x, keep, p = inputs_embeds, torch.arange(n, device=dev).expand(b, n), None
+    for i, layer in enumerate(lm.layers):
+        if i == K and n_kept < n:
+            att = p[:, :, -1, s : s + n].mean(1)  # (b, n) last token's attention, head mean
+            keep = att.topk(n_kept, -1).indices.sort(-1).values  # (b, n_kept)
+            text = torch.arange(s, device=dev).expand(b, -1), torch.arange(s + n, l, device=dev).expand(b, -1)
+            rows = torch.cat([text[0], s + keep, text[1]], 1)  # (b, l')
+            x = x.gather(1, rows[..., None].expand(-1, -1, d))  # (b, l', d)
+            cos, sin = (
+                t.gather(2, rows[:, None, :, None].expand(-1, 1, -1, t.shape[-1])) for t in (cos, sin)
+            )
+        x, p = layer(x, cos, sin, None, output_attentions=(i == K - 1))
+    x = lm.norm(x[:, -1])
+    return x, lm.lm_head(x), keep
+
+# %% ../nbs/04_reduction.ipynb #353b288b
+def fastv_layer(
+    K: int,  # the pruning layer asked for (the paper's 2)
+    L: int,  # LM layers
+) -> int:
+    "FastV's pruning layer in an L-layer LM: K, capped at L - 1 (the last layer after which pruning still saves)."
+    return max(1, min(K, L - 1))
+
+# %% ../nbs/04_reduction.ipynb #ed6d4289
+def fastv_settings(
+    n: int,  # visual tokens
+    L: int,  # LM layers
+    n_keep: int,  # the budget of the methods that reduce before the LM
+    K: int = 2,  # FastV's K (the paper's 2), capped at L - 1
+) -> dict:  # {row name: (K, tokens kept after layer K)}; "fastv_matched" only where it exists
+    "FastV at the same kept count after layer K, and at the LM compute of `n_keep` tokens before the LM (K = 1)."
+    K = fastv_layer(K, L)
+    out = {"fastv": (K, n_keep)}
+    if L > 1:
+        kept = round((L * n_keep - n) / (L - 1))  # (n + (L-1) kept) / L = n_keep: equal equivalent tokens
+        if 1 <= kept <= n:
+            out["fastv_matched"] = (1, kept)
+    return out
+
+# %% ../nbs/04_reduction.ipynb #587895e3
+def token_saliency(
+    model: TinyLlava,  # the frozen VLM
+    batch: dict,  # from `make_scene_batch`
+    tokenizer: WordTokenizer | None = None,  # the VLM's (default `WordTokenizer()`)
+) -> tuple:  # (features (b, n, d), query (b, d), saliency (b, n))
+    "Gradient × input of the answer log-probability with respect to each visual token, summed over channels."
+    feats, _ = encode_image(model, batch["pixel_values"])
+    feats = feats.detach().requires_grad_()
+    b, n = feats.shape[:2]
+    with torch.no_grad():
+        q = question_query(model, batch["question_ids"])
+    everything = Reduced(feats, torch.arange(n, device=feats.device).expand(b, n))
+    x, pos, _ = reduced_prompt(model, everything, batch["question_ids"], n, tokenizer)
+    lp = (
+        model.language_model(inputs_embeds=x, position_ids=pos, logits_to_keep=1)
+        .logits[:, -1]
+        .log_softmax(-1)
+    )
+    (g,) = torch.autograd.grad(lp.gather(1, batch["answer_ids"][:, None]).sum(), feats)  # (b, n, d)
+    return feats.detach(), q, (g * feats.detach()).sum(-1).abs()  # (b, n)
+
+# %% ../nbs/04_reduction.ipynb #ba7d08d7
+@torch.inference_mode()
+def time_prefill(
+    model: TinyLlava,  # the VLM (its device is the timed one)
+    layout: PromptLayout,  # the full prompt: n = `layout.n_image` visual tokens and `layout.n_text` text
+    budgets: list,  # visual tokens reaching the LM
+    batch: int = 64,  # prompts per timed prefill
+    repeats: int = 15,  # timed rounds (medians)
+    threads: int = 1,  # torch threads while timing
+    K: int = 2,  # FastV's K (capped at L - 1)
+) -> list:  # rows: n_keep, prefill median (s) and every repeat, FastV median (s) and K
+    "Median LM prefill time per budget (answer logits only) and FastV's at the same kept count, round-robin."
+    lm, d, dev = model.language_model, model.config.text_config.hidden_size, next(model.parameters()).device
+    K, n, n_text = fastv_layer(K, len(lm.layers)), layout.n_image, layout.n_text
+    torch.manual_seed(0)
+    full = torch.randn(batch, n_text + n, d).to(dev)
+    xs = {nk: torch.randn(batch, n_text + nk, d).to(dev) for nk in budgets}
+    t = {(nk, f): [] for nk in budgets for f in ("prefill", "fastv")}
+    for rep in range(repeats):  # round robin, so load spikes hit all budgets alike
+        bench = lambda fn: (
+            benchmark(fn, warmup=2 if rep == 0 else 0, repeats=1, threads=threads, device=dev).times
+        )
+        for nk in budgets:
+            t[(nk, "prefill")] += bench(lambda: lm(inputs_embeds=xs[nk], logits_to_keep=1))
+            t[(nk, "fastv")] += bench(lambda: fastv_prefill(model, full, layout.image, K, nk))
+    med = lambda nk, f: float(np.median(t[(nk, f)]))
+    return [
+        {
+            "n_keep": nk,
+            "prefill_s": med(nk, "prefill"),
+            "prefill_repeats_s": t[(nk, "prefill")],  # one per round, in order: paired across budgets
+            "fastv_s": med(nk, "fastv"),
+            "fastv_K": K,
+            "batch": batch,
+            "threads": threads,
+            "repeats": repeats,
+        }
+        for nk in budgets
+    ]
+
+# %% ../nbs/04_reduction.ipynb #6ff130e2
+@torch.inference_mode()
+def time_scoring(
+    model: TinyLlava,  # the VLM (its device is the timed one)
+    batch: dict,  # the timed prompts (pixel_values, question_ids)
+    n_keep: int,  # budget of each selection
+    methods: tuple = METHODS,  # selections timed
+    repeats: int = 15,  # timed calls (median)
+    threads: int = 1,  # torch threads while timing
+    diversity: float = 0.5,  # SVTR's coverage share
+) -> dict:  # seconds per step: vision tower, [CLS] row, keys, question embedding, each method
+    "Median time of the vision tower, of the [CLS]-row recomputation, and of each method's selection."
+    pv, qids, dev = batch["pixel_values"], batch["question_ids"], next(model.parameters()).device
+    feats, cls, keys = encode_image(model, pv, keys=True)
+    q = question_query(model, qids)
+    hs, layer = model.vision_tower(pv).hidden_states, model.config.vision_feature_layer
+    med = lambda fn: benchmark(fn, warmup=1, repeats=repeats, threads=threads, device=dev).median
+    res = {
+        "vision_tower": med(lambda: model.vision_tower(pv)),
+        "cls_row": med(lambda: feature_layer_cls_attention(model.vision_tower.layers, hs, layer)),
+        "keys": med(lambda: feature_layer_keys(model.vision_tower.layers, hs, layer)),
+        "query_embedding": med(lambda: question_query(model, qids)),
+    }
+    g = lambda: torch.Generator(device=feats.device).manual_seed(0)
+    for m in methods:
+        res[m] = med(lambda: reduce_visual_tokens(feats, n_keep, m, cls, q, g(), diversity, keys=keys))
+    return res
 
 # %% ../nbs/04_reduction.ipynb #6608bb4b
 def _parts(model) -> tuple:  # (vision_tower, projector, config)

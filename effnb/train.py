@@ -253,12 +253,16 @@ def train(
     stopped, done = None, start
     for step in bar:
         try:
-            _train_step(_Loop(net, model, opt, sched, batch_fn, loss_fn, cfg, rank, world, history, bar), step)
+            _train_step(
+                _Loop(net, model, opt, sched, batch_fn, loss_fn, cfg, rank, world, history, bar), step
+            )
         except FloatingPointError as err:
             if cfg.on_nonfinite == "raise":
                 raise
             stopped = str(err)
-            ev = None if eval_fn is None else _evaluate(model, eval_fn, done, rank, world)  # the model as it is
+            ev = (
+                None if eval_fn is None else _evaluate(model, eval_fn, done, rank, world)
+            )  # the model as it is
             if ev is not None:
                 evals.append(ev)
             break
@@ -279,6 +283,7 @@ def train(
 @dataclass
 class _Loop:
     "What one optimizer step of `train` needs."
+
     net: torch.nn.Module  # the model, DDP-wrapped when distributed
     model: torch.nn.Module  # the bare model (parameters for clipping)
     opt: torch.optim.Optimizer
@@ -294,7 +299,15 @@ class _Loop:
 
 def _train_step(run: _Loop, step: int):
     "One optimizer step; records the loss averaged over ranks every `log_every` steps."
-    net, model, opt, sched, cfg, rank, world = run.net, run.model, run.opt, run.sched, run.cfg, run.rank, run.world
+    net, model, opt, sched, cfg, rank, world = (
+        run.net,
+        run.model,
+        run.opt,
+        run.sched,
+        run.cfg,
+        run.rank,
+        run.world,
+    )
     history, bar = run.history, run.bar
     loss, metrics = _unpack(run.loss_fn(net, shard_batch(run.batch_fn(step), rank, world)))
     if not torch.isfinite(loss):

@@ -13,12 +13,11 @@ from .base import fmt_metric, verdict, NOT_RESOLVED
 from .vlm import PRESETS as VLM_PRESETS, EXPERIMENT as VLM_EXPERIMENT
 
 # %% ../../nbs/13a_objects_experiment.ipynb #7d4f3ebc
-PRESETS = {
+PRESETS = {  # `get_config` names each by its key
     "tiny": dataclasses.replace(VLM_PRESETS["tiny"], objects="toy", controls=()),
     "quick": dataclasses.replace(VLM_PRESETS["quick"], objects="fashion_mnist"),
     "full": dataclasses.replace(
         VLM_PRESETS["quick"],
-        preset="full",
         objects="fashion_mnist",
         n_seeds=3,
         pre_steps=1000,
