@@ -6,7 +6,7 @@
 __all__ = ['make_parser', 'UsageError', 'cmd_reproduce', 'cmd_bench', 'cmd_env', 'cmd_list', 'cmd_findings', 'main']
 
 # %% ../nbs/20_cli.ipynb #0b3d7095
-import os, sys, json, time, argparse, dataclasses, traceback
+import sys, json, time, argparse, dataclasses, traceback
 from pathlib import Path
 from datetime import datetime, timezone
 
@@ -62,7 +62,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     b = sub.add_parser("bench", help="run benchmarks and print their tables")
     b.add_argument("benchmarks", nargs="*", metavar="BENCH", help="names to run (default: all)")
-    b.add_argument("--full", action="store_true", help="the full-size configuration (default: quick)")
+    b.add_argument(
+        "--preset", default="quick", help="the benchmarks' preset: tiny, quick or full (default: quick)"
+    )
+    b.add_argument("--full", action="store_true", help="the same as --preset full")
     b.add_argument("--out", default=None, help="also write BENCH.json files into this folder")
     for q in (r, b):
         q.add_argument(
@@ -323,15 +326,10 @@ def cmd_reproduce(args) -> int:
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 # %% ../nbs/20_cli.ipynb #2737e2ac
-def _bench_kwargs(fn, args, name: str) -> dict:
-    "`device` and `progress` for a benchmark that takes them; `--device` for one that does not is a usage error."
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    if args.device is not None and "device" not in params:
-        raise UsageError(f"--device: benchmark {name!r} has no `device` argument")
-    kw = {} if args.device is None else {"device": args.device}
-    return {**kw, **({"progress": not args.no_progress} if "progress" in params else {})}
+def _bench_overrides(args) -> dict:
+    "The benchmark config fields the command line sets: `threads` and `device` when given, and `progress`."
+    kw = {"threads": args.threads, "device": args.device, "progress": not args.no_progress}
+    return {k: v for k, v in kw.items() if v is not None}
 
 
 def cmd_bench(args) -> int:
@@ -342,15 +340,15 @@ def cmd_bench(args) -> int:
     _check_execution(args)
     benches = {b: fn for exp in _experiments(args.plugin).values() for b, fn in exp.benches.items()}
     names = _select(args.benchmarks, benches, "benchmark")
-    kws = {n: _bench_kwargs(benches[n], args, n) for n in names}
+    preset = "full" if args.full else args.preset
     for n in names:
         t0, load_start = time.perf_counter(), load_avg()
-        res = benches[n](quick=not args.full, threads=args.threads, **kws[n])
-        print(f"## effnb bench {n} ({'full' if args.full else 'quick'})\n\n{res.get('table', res)}\n")
+        res = benches[n](preset, **_bench_overrides(args))  # a config field it lacks: a ValueError, status 2
+        print(f"## effnb bench {n} ({preset})\n\n{res.get('table', res)}\n")
         if args.out:  # where the numbers came from: the commit, the machine, its load, the wall-clock
             meta = {
                 "bench": n,
-                "full": args.full,
+                "preset": preset,
                 "env": env_info(),
                 "git": git_state(),
                 "seconds": time.perf_counter() - t0,
@@ -395,7 +393,7 @@ def cmd_list(args) -> int:
 # %% ../nbs/20_cli.ipynb #d07857d2
 def cmd_findings(args) -> int:
     "Print the findings table; with --check FILE, exit 1 unless FILE contains it."
-    from effnb.experiments.base import findings_table
+    from effnb.experiments.findings import findings_table
 
     t = findings_table()
     print(t)
@@ -415,10 +413,6 @@ def main(
 ) -> int:  # exit status
     "Entry point of the `effnb` console script."
     args = make_parser().parse_args(argv)
-    if args.command in ("reproduce", "bench") and not args.no_progress:
-        # Deprecated fallback, until every experiment passes its config's `progress` down: modules that still
-        # call `effnb.core.note(msg)` or `progress_enabled()` without a `progress` argument read this variable.
-        os.environ.setdefault("EFFNB_PROGRESS", "1")
     cmds = {
         "reproduce": cmd_reproduce,
         "bench": cmd_bench,

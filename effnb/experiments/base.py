@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'EXPERIMENT_NAMES', 'EXTRA_NAMES', 'NOT_RESOLVED', 'REQUIRED_KEYS', 'Experiment', 'get_experiment',
-           'get_config', 'config_from_dict', 'metric', 'fmt_metric', 'verdict', 'rate', 'best_lr', 'run_jobs',
-           'run_cached', 'results_dir', 'results_path', 'check_results', 'save_results', 'load_results', 'execute',
+           'preset_config', 'get_config', 'config_from_dict', 'cut_share', 'metric', 'fmt_metric', 'verdict', 'rate',
+           'best_lr', 'results_dir', 'results_path', 'check_results', 'save_results', 'load_results', 'execute',
            'compare']
 
 # %% ../../nbs/10_experiments.ipynb #dd576f96
@@ -18,17 +18,8 @@ from typing import Any, Callable
 import numpy as np
 from ..core import save_json, load_json, atomic_path, to_jsonable
 from ..stats import mean_std_ci, wilson_interval
-from ..runner import Job, make_executor
-from ..runner import run_jobs as _run_jobs
-from .provenance import RESULTS_SUBDIR, repo_root, git_state, load_avg
+from .provenance import RESULTS_SUBDIR, repo_root, load_avg
 from .figures import set_plot_style, save_figure
-
-# %% ../../nbs/10_experiments.ipynb #9d7444b5
-# moved names, still importable from here by callers that have not switched to their new homes
-from ..stats import t_quantile_975, paired_bootstrap, kendall_tau, bootstrap_ci  # noqa: F401
-from ..runner import EXECUTION_FIELDS, config_tag  # noqa: F401
-from .provenance import run_meta, describe_results, _run_seconds, _resumed  # noqa: F401
-from .figures import tidy_log_axes  # noqa: F401
 
 # %% ../../nbs/10_experiments.ipynb #ab20ef97
 @dataclass(frozen=True)
@@ -43,7 +34,9 @@ class Experiment:
     plot: Callable  # plot(results) -> {name: Figure}; `execute` saves each as OUT/NAME/name.png
     report: Callable  # report(results) -> Markdown of the headline numbers
     findings: Callable  # findings(results) -> {"result": str, "status": str}: the README row
-    benches: dict = field(default_factory=dict)  # {name: fn(quick:bool, threads:int) -> dict with "table"}
+    benches: dict = field(
+        default_factory=dict
+    )  # {name: fn(preset or config, **overrides) -> dict with "table"}
     notebook: str = ""  # the notebook that is the experiment's source, e.g. "11_ssm_experiment"
     datasets: dict = field(
         default_factory=dict
@@ -103,35 +96,38 @@ def get_experiment(
     return exp
 
 # %% ../../nbs/10_experiments.ipynb #d2f9bb64
+def preset_config(
+    presets: dict,  # {name: config}: an experiment's or a benchmark's presets
+    cfg: str | Any,  # a preset name or a config instance
+    overrides: dict | None = None,  # fields to replace (e.g. {"threads": 2, "device": "cuda"})
+):
+    "A fresh copy of a preset (its `preset` field set to its name) or of `cfg`, with `overrides` replaced."
+    if isinstance(cfg, str):
+        if cfg not in presets:
+            raise ValueError(f"no preset {cfg!r}; presets: {', '.join(presets)}")
+        cfg = dataclasses.replace(copy.deepcopy(presets[cfg]), preset=cfg)  # presets need not name themselves
+    else:
+        cfg = copy.deepcopy(cfg)
+    unknown = set(overrides or {}) - {f.name for f in dataclasses.fields(cfg)}
+    if unknown:
+        raise ValueError(f"{type(cfg).__name__} has no field(s) {sorted(unknown)}")
+    return dataclasses.replace(cfg, **(overrides or {}))
+
+# %% ../../nbs/10_experiments.ipynb #b7c1e0d2
 def get_config(
     exp: Experiment,  # the experiment
     cfg: str | Any = "quick",  # a preset name or a config instance
     seed: int | None = None,  # replaces the config's base seed when given
     overrides: dict | None = None,  # other fields to replace (e.g. {"dataset": "mnist"})
 ):
-    "A fresh copy of a preset (its `preset` field set to its name) or of `cfg`, with `seed` and `overrides` replaced."
-    name = cfg if isinstance(cfg, str) else None
-    if name is not None:
-        if name not in exp.presets:
-            raise ValueError(
-                f"experiment {exp.name!r} has no preset {name!r}; presets: {', '.join(exp.presets)}"
-            )
-        cfg = exp.presets[name]
-    if not isinstance(cfg, exp.config):
+    "A fresh copy of one of `exp`'s presets (or of `cfg`), with `seed` and `overrides` replaced."
+    if not isinstance(cfg, (str, exp.config)):
         raise TypeError(f"expected a {exp.config.__name__} or a preset name, got {type(cfg).__name__}")
-    cfg = copy.deepcopy(cfg)
-    if name is not None and getattr(cfg, "preset", name) != name:
-        cfg = dataclasses.replace(cfg, preset=name)  # presets need not name themselves
-    if seed is not None:
-        if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        cfg = dataclasses.replace(cfg, seed=seed)
-    if overrides:
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cfg)}
-        if unknown:
-            raise ValueError(f"{type(cfg).__name__} has no field(s) {sorted(unknown)}")
-        cfg = dataclasses.replace(cfg, **overrides)
-    return cfg
+    if isinstance(cfg, str) and cfg not in exp.presets:
+        raise ValueError(f"experiment {exp.name!r} has no preset {cfg!r}; presets: {', '.join(exp.presets)}")
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return preset_config(exp.presets, cfg, {**({} if seed is None else {"seed": seed}), **(overrides or {})})
 
 # %% ../../nbs/10_experiments.ipynb #a780e3e3
 def _from_value(tp, v):
@@ -165,7 +161,7 @@ def config_from_dict(
     return cls(**{k: _from_value(hints.get(k), v) for k, v in d.items()})
 
 # %% ../../nbs/10_experiments.ipynb #e5316ccd
-def _cut_share(ci: list, unit: str, values: list) -> list:
+def cut_share(ci: list, unit: str, values: list) -> list:
     "A share cannot leave [0, 1]: the interval of a '%' metric whose values are shares is cut at the bounds."
     if unit == "%" and all(0 <= v <= 1 for v in values):
         return [max(ci[0], 0.0), min(ci[1], 1.0)]
@@ -189,7 +185,7 @@ def metric(
             raise ValueError(f"ci95 is for a single value; {len(vals)} values get a t interval")
         lo, hi = (float(x) for x in ci95)
     if lo is not None:
-        lo, hi = _cut_share([lo, hi], unit, vals)
+        lo, hi = cut_share([lo, hi], unit, vals)
     return dict(
         values=vals,
         mean=m,
@@ -211,7 +207,7 @@ def fmt_metric(
     k = 100 if m["unit"] == "%" else 1
     u = " %" if m["unit"] == "%" else (m["unit"] and f" {m['unit']}")
     f = lambda x: f"{k * x:.{digits}f}"
-    ci = m["ci95"] and _cut_share(
+    ci = m["ci95"] and cut_share(
         m["ci95"], m["unit"], m["values"]
     )  # also results saved before `metric` cut it
     if m["std"] is None:
@@ -261,42 +257,6 @@ def best_lr(
     return max(
         lrs, key=lambda lr: np.mean([r[key] for r in records if r["lr"] == lr and r["seed"] in common])
     )
-
-# %% ../../nbs/10_experiments.ipynb #83812443
-def run_jobs(
-    fn: Callable,  # a function defined in a module (workers import it), not in a notebook
-    jobs: list,  # one tuple of picklable arguments per call
-    workers: int = 1,  # processes (1: every call here, in order)
-) -> list:  # fn(*job) for every job, in job order
-    "Deprecated (use `effnb.runner.run_jobs`): `fn(*job)` for every job, in `workers` spawned processes or here."
-    if not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
-    if workers == 1 or len(jobs) <= 1:
-        return [fn(*j) for j in jobs]
-    ex, _ = make_executor("local", min(workers, len(jobs)))
-    with ex:
-        return list(ex.map(fn, *zip(*jobs)))
-
-# %% ../../nbs/10_experiments.ipynb #d90c76a9
-def _run_and_save(fn: Callable, path: str | None, *args) -> dict:
-    "fn(*args), with the commit it ran at, saved to `path` as it finishes (in the worker, so a killed run keeps it)."
-    rec = {**fn(*args), "commit": git_state()["commit"]}
-    if path is not None:
-        save_json(rec, path)
-    return rec
-
-
-def run_cached(
-    fn: Callable,  # a function defined in a module: fn(*args, *job) -> a JSON-able record (a dict)
-    jobs: list,  # one tuple per run (hashable)
-    file_of: Callable,  # job -> the file name of its record in the cache (KEY.json)
-    workers: int = 1,  # processes
-    cache: str | Path | None = None,  # folder of finished runs (None: nothing is kept)
-    args: tuple = (),  # arguments before each job's (e.g. the config as a dict)
-) -> list:  # one record per job, in job order
-    "Deprecated (use `effnb.runner.run_jobs`): run `jobs`, taking those finished before from `cache`."
-    js = [Job(file_of(j).removesuffix(".json"), fn, (*args, *j)) for j in jobs]
-    return list(_run_jobs(js, workers=workers, ckpt_dir=cache).values())
 
 # %% ../../nbs/10_experiments.ipynb #b9b2aa2e
 def results_dir() -> Path:
@@ -443,19 +403,3 @@ def compare(
             )
         )
     return rows
-
-# %% ../../nbs/10_experiments.ipynb #e33bf3b3
-_MOVED = {
-    "headline_table": "tables",
-    "compare_table": "tables",
-    "markdown_table": "tables",
-    "findings_table": "findings",
-    "_bench_rows": "findings",
-}  # name -> its module in effnb.experiments
-
-
-def __getattr__(name: str):
-    "The names that moved to modules which import this one, imported when first asked for."
-    if name in _MOVED:
-        return getattr(importlib.import_module(f"effnb.experiments.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from effnb.experiments.base import (
     load_results,
     results_dir,
 )
-from .provenance import _run_seconds, _resumed
+from .provenance import run_seconds, _resumed
 from .tables import markdown_table
 
 # %% ../../nbs/10d_findings.ipynb #795a396c
@@ -31,7 +31,7 @@ def _row(exp: Experiment, i: int, root: Path) -> list:
     f, m = exp.findings(res), res["meta"]
     th = f"{m['threads']} thread{'s' if m['threads'] != 1 else ''}"
     wall = f"{m['seconds']:.0f} s" if m["seconds"] < 120 else f"{m['seconds'] / 60:.0f} min"
-    secs = _run_seconds(res)
+    secs = run_seconds(res)
     if _resumed(res) and secs:  # the wall-clock is the last session's only
         wall += f" (resumed; its runs trained {sum(secs) / 60:.0f} min in all)"
     status = f["status"] if m["preset"] == "full" else f"not judged: {m['preset']} preset ({f['status']})"

@@ -24,7 +24,8 @@ from ..mamba import MambaForSequenceClassification
 from ..multiscale import MultiScaleConfig, MultiScaleMixer, build_model, accuracy
 from ..multiscale import model_flops_per_token, state_updates_per_token
 from ..scan import auto_backend
-from .base import Experiment, run_meta, metric, fmt_metric, best_lr, verdict, NOT_RESOLVED
+from .base import Experiment, metric, fmt_metric, best_lr, verdict, NOT_RESOLVED
+from .provenance import run_meta
 from ..runner import Job, run_jobs, checkpoints
 
 # %% ../../nbs/12a_images_experiment.ipynb #e207bff9

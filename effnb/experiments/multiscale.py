@@ -36,17 +36,12 @@ from effnb.multiscale import (
 )
 from ..multiscale import state_updates_per_token, state_size
 from ..scan import auto_backend
-from .mamba_bench import bench_config
 from .provenance import load_avg
-from effnb.experiments.base import (
-    tidy_log_axes,
-    Experiment,
-    run_meta,
-    metric,
-    mean_std_ci,
-    fmt_metric,
-)
-from .base import verdict, NOT_RESOLVED, best_lr, _cut_share
+from .figures import tidy_log_axes
+from .base import Experiment, metric, fmt_metric
+from ..stats import mean_std_ci
+from .provenance import run_meta
+from .base import verdict, NOT_RESOLVED, best_lr, cut_share, preset_config
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
 @dataclass
@@ -309,7 +304,7 @@ def _stats(values: list) -> dict:
     "Mean, sample std (None for one value) and 95 % t interval (None for one value)."
     m, s, lo, hi = mean_std_ci(values)
     return dict(
-        mean=m, std=s, ci95=None if lo is None else _cut_share([lo, hi], "%", values)
+        mean=m, std=s, ci95=None if lo is None else cut_share([lo, hi], "%", values)
     )  # accuracies: in [0, 1]
 
 
@@ -482,7 +477,7 @@ def _bench_ms_table(rows: list, period: int) -> str:
 class MixerBenchConfig:
     "One `effnb bench multiscale` setting: lengths, batch, rounds, the mixers' sizes, and where they run."
 
-    preset: str = "custom"  # the preset's name (`bench_config` sets it from the key)
+    preset: str = "custom"  # the preset's name (`preset_config` sets it from the key)
     lens: tuple = (256, 1024, 4096)  # sequence lengths
     batch_size: int = 4  # sequences per call
     repeats: int = 7  # interleaved rounds
@@ -505,7 +500,7 @@ def bench_multiscale(
     **overrides,  # fields to replace, e.g. lens=(1024,), threads=2
 ) -> dict:  # "table" (markdown), "rows", "env", "period", "scan_backend", "config", "load_avg"
     "Mixer fwd+bwd time: multi-scale (period k) vs single-scale mixers with the same total state."
-    cfg = bench_config(cfg, MIXER_BENCH_PRESETS, overrides)
+    cfg = preset_config(MIXER_BENCH_PRESETS, cfg, overrides)
     dev, start, b, reps, rows = get_device(cfg.device), load_avg(), cfg.batch_size, cfg.repeats, []
     for i, l in enumerate(cfg.lens):
         note(
@@ -719,7 +714,7 @@ def _pct(st: dict, ci: bool = False) -> str:
     if st["std"] is None:
         return f"{100 * st['mean']:.1f}"
     s = f"{100 * st['mean']:.1f} ± {100 * st['std']:.1f}"
-    lo, hi = _cut_share(st["ci95"], "%", [st["mean"]])  # results saved before `_stats` cut them
+    lo, hi = cut_share(st["ci95"], "%", [st["mean"]])  # results saved before `_stats` cut them
     return s + f" [{100 * lo:.1f}, {100 * hi:.1f}]" if ci else s
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #c586de94

@@ -30,10 +30,13 @@ from ..train import TrainConfig, train, step_seed
 from ..layers import CausalSelfAttention
 from ..scan import selective_scan, selective_scan_ref, random_scan_inputs, auto_backend
 from ..mamba import MambaConfig, MambaCache, MambaMixer, MambaLM, LTIMixer, lti_config, delta_trace
-from .base import tidy_log_axes, Experiment, run_meta, metric, fmt_metric
+from .figures import tidy_log_axes
+from .base import Experiment, metric, fmt_metric
+from .provenance import run_meta
 from .base import best_lr, rate, verdict, NOT_RESOLVED
 from ..runner import Job, run_jobs, checkpoints
-from .mamba_bench import bench_mamba, bench_findings, bench_config, cuda_synced
+from .base import preset_config
+from .mamba_bench import bench_mamba, bench_findings
 from .provenance import load_avg
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
@@ -631,8 +634,7 @@ def scan_bench_rows(
                 for name, (fn, args) in _scan_impls(b, d, n, l, impls, device).items()
                 for p in ("fwd", "fwd+bwd")
             }
-            calls = cuda_synced(calls, get_device(device))
-            res = time_interleaved(calls, repeats, max_seconds, progress)
+            res = time_interleaved(calls, repeats, max_seconds, progress, device)
             if (
                 "pscan" in impls and importlib.util.find_spec("mambapy") is None
             ):  # say so instead of a missing row
@@ -743,7 +745,7 @@ def _scan_targets(rows: list) -> dict:
 class ScanBenchConfig:
     "One `effnb bench scan` setting: the shapes, rounds and implementations, and where they run."
 
-    preset: str = "custom"  # the preset's name (`bench_config` sets it from the key)
+    preset: str = "custom"  # the preset's name (`preset_config` sets it from the key)
     shapes: tuple = BENCH_SHAPES["full"]  # (b, d, n, l) shapes
     repeats: int = 5  # timed rounds per shape
     impls: tuple = SCAN_IMPLS  # implementations to time
@@ -767,7 +769,7 @@ def bench_scan(
     **overrides,  # fields to replace, e.g. threads=1, device="cuda"
 ) -> dict:  # {"table": markdown, "rows": [...], "targets": {...}, "threads", "env", "config", "load_avg"}
     "`effnb bench scan`: fwd and fwd+bwd medians and peak memory of the scan implementations."
-    cfg, start = bench_config(cfg, SCAN_BENCH_PRESETS, overrides), load_avg()
+    cfg, start = preset_config(SCAN_BENCH_PRESETS, cfg, overrides), load_avg()
     rows = scan_bench_rows(
         cfg.shapes, cfg.repeats, cfg.threads, cfg.impls, cfg.max_seconds, cfg.progress, get_device(cfg.device)
     )

@@ -44,19 +44,18 @@ from effnb.reduction import (
 )
 from ..stats import bootstrap_ci, paired_bootstrap
 from ..runner import Job, run_jobs, checkpoints
+from .figures import tidy_log_axes
 from effnb.experiments.base import (
-    tidy_log_axes,
     Experiment,
     metric,
-    run_meta,
     results_dir,
-    repo_root,
-    headline_table,
     fmt_metric,
     verdict,
     NOT_RESOLVED,
     get_experiment,
 )
+from .provenance import run_meta, repo_root
+from .tables import headline_table
 from .vlm import run_config as vlm_run_config
 
 # %% ../../nbs/14_svtr_experiment.ipynb #a24c5687

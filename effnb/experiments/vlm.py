@@ -34,17 +34,12 @@ from effnb.vlm_train import (
     position_probe,
 )
 from ..stats import paired_bootstrap
-from effnb.experiments.base import (
-    tidy_log_axes,
-    Experiment,
-    metric,
-    run_meta,
-    fmt_metric,
-    headline_table,
-    verdict,
-)
+from .figures import tidy_log_axes
+from .base import Experiment, metric, fmt_metric, verdict
+from .provenance import run_meta
+from .tables import headline_table
 from ..runner import Job, run_jobs, checkpoints
-from .base import _run_seconds
+from .provenance import run_seconds
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0009
 @dataclass
@@ -664,7 +659,7 @@ GOAL_ACC = 0.90  # issue goal: overall held-out accuracy of the full preset
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0045
 def report(res: dict) -> str:
     "Markdown: the headline numbers, accuracy per question type, cost per component and the LLaVA-1.5-7B projection."
-    m, train_s = res["meta"], sum(_run_seconds(res))
+    m, train_s = res["meta"], sum(run_seconds(res))
     head = (
         f"Preset `{m['preset']}`, seeds {m['seeds']}, {res['runs'][0]['params']:,} parameters; "
         f"{m['threads']} torch thread{'s' if m['threads'] != 1 else ''} on {m['processor'] or m['platform']}, "
