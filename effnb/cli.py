@@ -55,10 +55,11 @@ def make_parser() -> argparse.ArgumentParser:
         "scheduler; pip install 'effnb[dask]') or slurm[:key=value,...] (submitit; 'effnb[slurm]')",
     )
     r.add_argument(
-        "--dataset",
-        default=None,
-        metavar="NAME",
-        help="run the experiments' real-data variant on this dataset (e.g. fashion-mnist; see `effnb list`)",
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="replace a config field, e.g. --set dataset=mnist (repeatable; VALUE is read as JSON if it parses)",
     )
     b = sub.add_parser("bench", help="run benchmarks and print their tables")
     b.add_argument("benchmarks", nargs="*", metavar="BENCH", help="names to run (default: all)")
@@ -108,28 +109,26 @@ def _select(names: list, table: dict, kind: str) -> list:
     return list(dict.fromkeys(names))
 
 # %% ../nbs/20_cli.ipynb #554ad89c
-def _with_dataset(
-    names: list, table: dict, dataset: str | None, explicit: bool
-) -> tuple:  # (names, table, {name: overrides})
-    "With `--dataset`: each experiment's real-data variant (all that have one, if none were named)."
-    if dataset is None:
-        return names, table, {}
-    from effnb.experiments.base import get_experiment
-
-    if not explicit:
-        names = [n for n in names if dataset in table[n].datasets]
-    out, table, over = [], dict(table), {}
-    for n in names:
-        if dataset not in table[n].datasets:
+def _config_sets(
+    sets: list,  # `--set FIELD=VALUE` arguments
+    config: type,  # the experiment's config dataclass
+    name: str,  # the experiment (for the message)
+) -> dict:  # {field: value}
+    "Config fields from `--set FIELD=VALUE`: VALUE as JSON where it parses (numbers, lists, true), else a string."
+    out, fields = {}, {f.name for f in dataclasses.fields(config)}
+    for s in sets:
+        k, eq, v = s.partition("=")
+        if not eq or not k:
+            raise UsageError(f"--set: expected FIELD=VALUE, got {s!r}")
+        if k not in fields:
             raise UsageError(
-                f"experiment {n!r} has no --dataset {dataset!r}; it has: {', '.join(table[n].datasets) or 'none'}"
+                f"--set: experiment {name!r} has no config field {k!r}; fields: {', '.join(sorted(fields))}"
             )
-        target, kw = table[n].datasets[dataset]
-        table[target], over[target] = get_experiment(target), kw
-        out.append(target)
-    if not out:
-        raise UsageError(f"no experiment has --dataset {dataset!r}; `effnb list` shows the options")
-    return out, table, over
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
 
 # %% ../nbs/20_cli.ipynb #7f7ae8f7
 def _experiments(plugins: list, extra: bool = False) -> dict:
@@ -267,7 +266,7 @@ def cmd_reproduce(args) -> int:
 
     table = _experiments(args.plugin)
     names = _select(args.experiments, table, "experiment")
-    names, table, overrides = _with_dataset(names, table, args.dataset, explicit=bool(args.experiments))
+    overrides = {n: _config_sets(args.set, table[n].config, n) for n in names}
     for n in names:
         if args.preset not in table[n].presets:
             raise UsageError(f"experiment {n!r} has no preset {args.preset!r}")
@@ -378,12 +377,14 @@ def cmd_env(args) -> int:
 
 # %% ../nbs/20_cli.ipynb #2a8aaa64
 def cmd_list(args) -> int:
-    "List the experiments with their presets and real-data options, and the benchmarks."
+    "List the experiments with their presets (and which need a dataset's files), and the benchmarks."
+    from effnb.experiments.base import EXPERIMENT_NAMES
+
     table = _experiments([], extra=True)
     print("experiments:")
     for e in table.values():
-        ds = f"; --dataset {', '.join(e.datasets)}" if e.datasets else ""
-        print(f"  {e.name:12} {e.title} (presets: {', '.join(e.presets)}; notebook {e.notebook}{ds})")
+        extra = "" if e.name in EXPERIMENT_NAMES else "; needs its dataset: run it by name"
+        print(f"  {e.name:12} {e.title} (presets: {', '.join(e.presets)}; notebook {e.notebook}{extra})")
     print("benchmarks:")
     for e in table.values():
         for b in e.benches:

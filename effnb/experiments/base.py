@@ -38,9 +38,6 @@ class Experiment:
         default_factory=dict
     )  # {name: fn(preset or config, **overrides) -> dict with "table"}
     notebook: str = ""  # the notebook that is the experiment's source, e.g. "11_ssm_experiment"
-    datasets: dict = field(
-        default_factory=dict
-    )  # `--dataset NAME` -> (experiment name, config overrides): real data
     bench_findings: dict = field(
         default_factory=dict
     )  # {bench: (notebook, fn(nbs/results/bench/BENCH.json) -> row)}

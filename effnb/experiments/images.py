@@ -27,6 +27,7 @@ from ..scan import auto_backend
 from .base import Experiment, metric, fmt_metric, best_lr, verdict, NOT_RESOLVED
 from .provenance import run_meta
 from ..runner import Job, run_jobs, checkpoints
+from .tables import markdown_table
 
 # %% ../../nbs/12a_images_experiment.ipynb #e207bff9
 def image_sequences(
@@ -301,19 +302,18 @@ def _image_headline(res: dict, cfg: ImagesConfig) -> dict:
 # %% ../../nbs/12a_images_experiment.ipynb #55db65ec
 def summary_table(res: dict) -> str:
     "Markdown: per order and model, test accuracy (mean ± sample std [95 % interval]), lr, cost per token."
-    rows = [
-        "| order | model | lr | test accuracy | validation | params | FLOPs / token | state updates / token "
-        "| s / step | diverged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    heads = ["order", "model", "lr", "test accuracy", "validation", "params", "FLOPs / token"]
+    heads += ["state updates / token", "s / step", "diverged"]
+    rows = []
     for o, ms in res["summary"].items():
         for m, s in ms.items():
             su = "-" if s["state_updates"] is None else f"{s['state_updates']:.3f}"
             rows.append(
-                f"| {o} | {m} | {s['lr']:g} | {fmt_metric(s['test'])} | {100 * s['val']:.1f} % | {s['params']:,} "
-                f"| {s['flops_per_token']:,.0f} | {su} | {s['step_seconds']:.2f} | {s['diverged']} of {len(s['seeds'])} |"
+                [o, m, f"{s['lr']:g}", fmt_metric(s["test"]), f"{100 * s['val']:.1f} %", f"{s['params']:,}"]
+                + [f"{s['flops_per_token']:,.0f}", su, f"{s['step_seconds']:.2f}"]
+                + [f"{s['diverged']} of {len(s['seeds'])}"]
             )
-    return "\n".join(rows)
+    return markdown_table(rows, heads)
 
 # %% ../../nbs/12a_images_experiment.ipynb #82c76c3f
 def image_sweep_table(res: dict) -> str:
@@ -324,18 +324,12 @@ def image_sweep_table(res: dict) -> str:
         if r["seed"] == res["config"]["seed"] and r["task"] == res["config"]["tasks"][0]
     ]
     lrs = sorted({r["lr"] for r in sw})
-    rows = [
-        "| model | " + " | ".join(f"lr {x:g}" for x in lrs) + " | chosen |",
-        "|---" * (len(lrs) + 2) + "|",
-    ]
+    rows = []
     for m in res["config"]["models"]:
         v = {r["lr"]: r["val"] for r in sw if r["model"] == m}
-        rows.append(
-            f"| {m} | "
-            + " | ".join(f"{100 * v[x]:.1f}" if x in v else "-" for x in lrs)
-            + f" | {res['chosen_lr'][m]:g} |"
-        )
-    return "\n".join(rows)
+        cells = [f"{100 * v[x]:.1f}" if x in v else "-" for x in lrs]
+        rows.append([m, *cells, f"{res['chosen_lr'][m]:g}"])
+    return markdown_table(rows, ["model", *(f"lr {x:g}" for x in lrs), "chosen"])
 
 # %% ../../nbs/12a_images_experiment.ipynb #4a647f3a
 def plot_accuracy_vs_cost(res: dict):

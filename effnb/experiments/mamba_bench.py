@@ -21,6 +21,7 @@ from ..mamba import MambaConfig, MambaLM, MambaCache
 from ..scan import selective_scan, random_scan_inputs, auto_backend
 from .provenance import load_avg
 from .base import preset_config
+from .tables import markdown_table
 
 # %% ../../nbs/11a_mamba_bench.ipynb #a15954da
 @dataclass
@@ -550,15 +551,14 @@ def _floor_md(res: dict) -> list:
         profs["effnb (native, unfused)"] = res["profile_unfused"]
     parts = list(dict.fromkeys(k for p in profs.values() for k, _, _ in p))  # the first model's order
     cells = {m: {k: f"{v:.1f} ({100 * s:.0f} %)" for k, v, s in p} for m, p in profs.items()}
+    rows = [[k, *(cells[m].get(k, "-") for m in profs)] for k in parts]
+    rows.append(["total", *(f"{sum(v for _, v, _ in p):.1f}" for p in profs.values())])
     out += [
         "",
         "**Where a training step goes** (self CPU time per step, ms (share), one profiled run):",
         "",
-        "| part | " + " | ".join(profs) + " |",
-        "|---" * (len(profs) + 1) + "|",
+        markdown_table(rows, ["part", *profs]),
     ]
-    out += [f"| {k} | " + " | ".join(cells[m].get(k, "-") for m in profs) + " |" for k in parts]
-    out.append("| total | " + " | ".join(f"{sum(v for _, v, _ in p):.1f}" for p in profs.values()) + " |")
     if e is None:  # measured on a CPU only
         return out
     out += [

@@ -42,6 +42,7 @@ from .base import Experiment, metric, fmt_metric
 from ..stats import mean_std_ci
 from .provenance import run_meta
 from .base import verdict, NOT_RESOLVED, best_lr, cut_share, preset_config
+from .tables import markdown_table
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #0dbaef86
 @dataclass
@@ -455,20 +456,13 @@ def _single_mixer(d_model: int, d_state: int, expand: int) -> MambaMixer:
 
 def _bench_ms_table(rows: list, period: int) -> str:
     "Markdown table of `bench_multiscale` rows."
-    ms = f"multiscale k={period}"
-    out = [
-        f"| l | b | {ms} | single e=128 n=8 | speed-up | single e=64 n=16 | speed-up | threads |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        a, s1, s2 = r[ms], r["single e=128 n=8"], r["single e=64 n=16"]
-        out.append(
-            f"| {r['l']} | {r['b']} | {fmt_time(a)} | {fmt_time(s1)} | {s1 / a:.2f}x | {fmt_time(s2)} "
-            f"| {s2 / a:.2f}x | {r['threads']} |"
-        )
+    ms, s1, s2 = f"multiscale k={period}", "single e=128 n=8", "single e=64 n=16"
+    cells = lambda r: [r["l"], r["b"], fmt_time(r[ms]), fmt_time(r[s1]), f"{r[s1] / r[ms]:.2f}x"]
+    out = [cells(r) + [fmt_time(r[s2]), f"{r[s2] / r[ms]:.2f}x", r["threads"]] for r in rows]
+    heads = ["l", "b", ms, s1, "speed-up", s2, "speed-up", "threads"]
     p, st = rows[0]["params"], rows[0]["state"]
     return (
-        "\n".join(out)
+        markdown_table(out, heads)
         + f"\n\nparameters: {p}; state elements: {st}; speed-up > 1: the multi-scale mixer is faster."
     )
 
@@ -725,18 +719,22 @@ def accuracy_table(
     "Markdown: per model, accuracy at 1x with its 95 % interval, params, kFLOPs/token, lr and seeds."
     s = res["summary"][task]
     xy = "1x_xy_yx" in next(iter(s.values()))["acc"]
+    heads = ["model", "params", "kFLOPs/token", "lr", "seeds", "accuracy at 1x (%)"] + (
+        ["XY/YX at 1x"] if xy else []
+    )
     rows = [
-        "| model | params | kFLOPs/token | lr | seeds | accuracy at 1x (%) |"
-        + (" XY/YX at 1x |" if xy else ""),
-        "|---|---|---|---|---|---|" + ("---|" if xy else ""),
+        [
+            n,
+            v["params"],
+            f"{v['flops_per_token'] / 1e3:.1f}",
+            f"{v['lr']:g}",
+            v["n_seeds"],
+            _pct(v["acc"]["1x"], ci=True),
+        ]
+        + ([_pct(v["acc"]["1x_xy_yx"])] if xy else [])
+        for n, v in s.items()
     ]
-    for n, v in s.items():
-        extra = f" {_pct(v['acc']['1x_xy_yx'])} |" if xy else ""
-        rows.append(
-            f"| {n} | {v['params']} | {v['flops_per_token'] / 1e3:.1f} | {v['lr']:g} | {v['n_seeds']} "
-            f"| {_pct(v['acc']['1x'], ci=True)} |{extra}"
-        )
-    return "\n".join(rows)
+    return markdown_table(rows, heads)
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #c4ba0510
 def length_table(
@@ -746,10 +744,7 @@ def length_table(
     "Markdown: accuracy (%) of every model at each test length, scaled (`Nx`) and at the training gap."
     s = res["summary"][task]
     sets = [k for k in next(iter(s.values()))["acc"] if k != "1x_xy_yx"]
-    rows = ["| model | " + " | ".join(sets) + " |", "|---" * (1 + len(sets)) + "|"]
-    for n, v in s.items():
-        rows.append(f"| {n} | " + " | ".join(_pct(v["acc"][k]) for k in sets) + " |")
-    return "\n".join(rows)
+    return markdown_table([[n, *(_pct(v["acc"][k]) for k in sets)] for n, v in s.items()], ["model", *sets])
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #dc700463
 # the models outside the multi-scale family (fastslow_k1 and slow_only are its ablations)
@@ -807,15 +802,15 @@ def sweep_table(res: dict) -> str:
     if not sw:
         return "(no sweep: every learning rate ran on every seed; the chosen rate is in the accuracy table)"
     lrs = sorted({r["lr"] for r in sw})
-    rows = ["| model | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |", "|---" * (1 + len(lrs)) + "|"]
+    rows = []
     for m in dict.fromkeys(r["model"] for r in sw):
         val = {r["lr"]: r["val"] for r in sw if r["model"] == m}
         best = best_lr([r for r in sw if r["model"] == m], "val")
         cell = lambda lr: (
             "-" if lr not in val else (f"**{100 * val[lr]:.1f}**" if lr == best else f"{100 * val[lr]:.1f}")
         )
-        rows.append(f"| {m} | " + " | ".join(cell(lr) for lr in lrs) + " |")
-    return "\n".join(rows)
+        rows.append([m, *(cell(lr) for lr in lrs)])
+    return markdown_table(rows, ["model", *(f"lr {lr:g}" for lr in lrs)])
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #5f5a1ac5
 def cost_table(res: dict) -> str:
@@ -823,22 +818,36 @@ def cost_table(res: dict) -> str:
     rows = res["efficiency"]
     if not rows:
         return "(no cost measurement in this run)"
-    out = [
-        "| model | params | state/layer | steps, state elements per token | kFLOPs/token | train step "
-        "| stream ms/token | saved for bwd (MiB) | peak RSS growth (MiB) | threads |",
-        "|---" * 10 + "|",
+    heads = [
+        "model",
+        "params",
+        "state/layer",
+        "steps, state elements per token",
+        "kFLOPs/token",
+        "train step",
     ]
+    heads += ["stream ms/token", "saved for bwd (MiB)", "peak RSS growth (MiB)", "threads"]
+    out = []
     for r in rows:
         su = r["state_updates_per_token"]
         su = "-" if su is None else f"{su['steps']:.3g}, {su['state_elements']:.0f}"
         pk = "-" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:.1f}"
         out.append(
-            f"| {r['model']} | {r['params']} | {r['state_size_per_layer'] or '-'} | {su} "
-            f"| {r['flops_per_token'] / 1e3:.1f} | {fmt_time(r['train_step_s'])} "
-            f"| {r['stream_ms_per_token']:.2f} "
-            f"| {r['saved_bytes'] / 2**20:.1f} | {pk} | {r['threads']} |"
+            [
+                r["model"],
+                r["params"],
+                r["state_size_per_layer"] or "-",
+                su,
+                f"{r['flops_per_token'] / 1e3:.1f}",
+            ]
+            + [
+                fmt_time(r["train_step_s"]),
+                f"{r['stream_ms_per_token']:.2f}",
+                f"{r['saved_bytes'] / 2**20:.1f}",
+            ]
+            + [pk, r["threads"]]
         )
-    return "\n".join(out)
+    return markdown_table(out, heads)
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #e6dfdffa
 def grid_table(res: dict) -> str:
@@ -857,16 +866,9 @@ def grid_table(res: dict) -> str:
             continue
         fs = sorted({c["length"] for c in rec["grid"]})
         acc = {(c["length"], c["gap"]): c["acc"] for c in rec["grid"]}
-        rows = [
-            f"**{name}** (seed {rec['seed']}, lr {rec['lr']:g})",
-            "",
-            "| gap \\ length | " + " | ".join(f"{f}L" for f in fs) + " |",
-            "|---" * (1 + len(fs)) + "|",
-        ]
-        for g in fs:
-            cells = [f"{100 * acc[(f, g)]:.1f}" if (f, g) in acc else "" for f in fs]
-            rows.append(f"| {g}L | " + " | ".join(cells) + " |")
-        out.append("\n".join(rows))
+        rows = [[f"{g}L", *(f"{100 * acc[(f, g)]:.1f}" if (f, g) in acc else "" for f in fs)] for g in fs]
+        table = markdown_table(rows, ["gap \\ length", *(f"{f}L" for f in fs)])
+        out.append(f"**{name}** (seed {rec['seed']}, lr {rec['lr']:g})\n\n{table}")
     return "\n\n".join(out) or "(no gap x length grid in this run)"
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #7ee2688e
@@ -1062,8 +1064,4 @@ EXPERIMENT = Experiment(
     findings=findings,
     benches={"multiscale": bench_multiscale},
     notebook="12_multiscale_experiment",
-    datasets={  # `effnb reproduce multiscale --dataset NAME`: experiment 2b on sequential images
-        "fashion-mnist": ("images", {"dataset": "fashion_mnist"}),
-        "mnist": ("images", {"dataset": "mnist"}),
-    },
 )

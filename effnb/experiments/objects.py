@@ -54,6 +54,5 @@ EXPERIMENT = (
         presets=PRESETS,
         findings=findings,
         notebook="13a_objects_experiment",
-        datasets={},
     )
 )

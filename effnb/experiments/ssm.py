@@ -38,6 +38,7 @@ from ..runner import Job, run_jobs, checkpoints
 from .base import preset_config
 from .mamba_bench import bench_mamba, bench_findings
 from .provenance import load_avg
+from .tables import markdown_table
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
 def selective_copying_batch(
@@ -661,11 +662,8 @@ def _bench_row(rows: list, shape: tuple, impl: str, pass_: str) -> dict:
 
 def _bench_scan_table(rows: list) -> str:
     "Markdown: one line per shape and implementation; speed-ups over the `unbind` loop of the same shape."
-    out = [
-        "| b, d, n, l | impl | fwd | fwd+bwd | peak MiB fwd / fwd+bwd | fwd speed-up vs unbind "
-        "| fwd+bwd speed-up vs unbind |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    heads = ["b, d, n, l", "impl", "fwd", "fwd+bwd", "peak MiB fwd / fwd+bwd", "fwd speed-up vs unbind"]
+    heads.append("fwd+bwd speed-up vs unbind")
     mib = lambda r: "-" if r.get("peak_mem") is None else f"{r['peak_mem'] / 2**20:.0f}"
     t = lambda r: (
         f"skipped: {r.get('skipped') or 'not run'}" if r.get("median") is None else fmt_time(r["median"])
@@ -673,15 +671,15 @@ def _bench_scan_table(rows: list) -> str:
     x = lambda r, u: (
         "-" if r.get("median") is None or u.get("median") is None else f"{u['median'] / r['median']:.2f}x"
     )
+    out = []
     for s in dict.fromkeys(tuple(r["shape"]) for r in rows):
         uf, ufb = _bench_row(rows, s, "unbind", "fwd"), _bench_row(rows, s, "unbind", "fwd+bwd")
         for i in dict.fromkeys(r["impl"] for r in rows if tuple(r["shape"]) == s):
             f, fb = _bench_row(rows, s, i, "fwd"), _bench_row(rows, s, i, "fwd+bwd")
             out.append(
-                f"| {', '.join(map(str, s))} | {i} | {t(f)} | {t(fb)} | {mib(f)} / {mib(fb)} | {x(f, uf)} "
-                f"| {x(fb, ufb)} |"
+                [", ".join(map(str, s)), i, t(f), t(fb), f"{mib(f)} / {mib(fb)}", x(f, uf), x(fb, ufb)]
             )
-    return "\n".join(out)
+    return markdown_table(out, heads)
 
 # %% ../../nbs/11_ssm_experiment.ipynb #46c10587
 ANCHOR, TRAIN_SHAPE = (1, 1536, 16, 4096), (32, 128, 16, 256)  # (b, d, n, l) of the goals
@@ -806,14 +804,12 @@ def profile_scan(
                 call()
     ev = sorted(p.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ev)
-    rows = ["| op | calls | self ms | share |", "|---|---|---|---|"]
-    rows += [
-        f"| `{e.key}` | {e.count // repeats} | {e.self_cpu_time_total / 1e3 / repeats:.1f} "
-        f"| {100 * e.self_cpu_time_total / total:.0f}% |"
-        for e in ev[:top]
-    ]
+    ms = lambda e: f"{e.self_cpu_time_total / 1e3 / repeats:.1f}"
+    share = lambda e: f"{100 * e.self_cpu_time_total / total:.0f}%"
+    rows = [[f"`{e.key}`", e.count // repeats, ms(e), share(e)] for e in ev[:top]]
     return (
-        "\n".join(rows) + f"\n\n{backend}, (b, d, n, l) = ({b}, {d}, {n}, {l}), {threads} thread(s): "
+        markdown_table(rows, ["op", "calls", "self ms", "share"])
+        + f"\n\n{backend}, (b, d, n, l) = ({b}, {d}, {n}, {l}), {threads} thread(s): "
         f"{total / 1e3 / repeats:.1f} ms of operator self time per forward + backward."
     )
 
@@ -1081,10 +1077,9 @@ def run(
 def _copy_table(res: dict) -> str:
     "Markdown: test accuracy per model at its chosen lr (mean ± sample std [95 % interval], per seed), solved and stalled seeds."
     h, chosen = res["headline"], res["copying"].get("chosen_lr", {})
-    rows = [
-        "| model | lr | d_state | parameters | test accuracy | per seed (%) | solved | stalled | train time per run |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    heads = ["model", "lr", "d_state", "parameters", "test accuracy", "per seed (%)", "solved", "stalled"]
+    heads.append("train time per run")
+    rows = []
     for kind, lab in (("selective", "selective (Mamba, S6)"), ("lti", "time-invariant (S4D-like)")):
         rs = [r for r in res["runs"] if r["model"] == kind and r.get("chosen", True)]
         per_seed = ", ".join(f"{100 * _test_acc(r):.1f}" for r in rs)
@@ -1093,28 +1088,33 @@ def _copy_table(res: dict) -> str:
             f"{k(f)} of {len(rs)}" for f in (lambda r: _test_acc(r) >= 0.95, lambda r: r.get("stalled"))
         )
         lr = f"{chosen[kind]:g}" if kind in chosen else f"{res['copying']['config']['lr']:g}"
-        rows.append(
-            f"| {lab} | {lr} | {rs[0]['d_state']} | {rs[0]['params']:,} | {fmt_metric(h[f'{kind}_acc'])} | {per_seed} "
-            f"| {solved} | {stalled if 'stalled' in rs[0] else '-'} | {np.mean([r['seconds'] for r in rs]):.0f} s |"
-        )
-    return "\n".join(rows)
+        acc, secs = fmt_metric(h[f"{kind}_acc"]), f"{np.mean([r['seconds'] for r in rs]):.0f} s"
+        stalled = stalled if "stalled" in rs[0] else "-"
+        rows.append([lab, lr, rs[0]["d_state"], f"{rs[0]['params']:,}", acc, per_seed, solved, stalled, secs])
+    return markdown_table(rows, heads)
 
 
 def _sweep_table(copying: dict) -> str:
     "Markdown: the lr sweep per model and rate: mean validation and test accuracy, stalled seeds (chosen on validation)."
-    rows = [
-        "| model | lr | seeds | validation (mean %) | test (mean %) | stalled | chosen |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for kind in KINDS:
         for lr in sorted({r["lr"] for r in copying["runs"] if r["model"] == kind and r["swept"]}):
             rs = [r for r in copying["runs"] if r["model"] == kind and r["swept"] and r["lr"] == lr]
+            mean = lambda k: f"{100 * np.mean([r[k] for r in rs]):.1f}"
+            chosen = "yes" if lr == copying["chosen_lr"][kind] else ""
             rows.append(
-                f"| {kind} | {lr:g} | {len(rs)} | {100 * np.mean([r['val_acc'] for r in rs]):.1f} "
-                f"| {100 * np.mean([r['test_acc'] for r in rs]):.1f} | {sum(r['stalled'] for r in rs)} "
-                f"| {'yes' if lr == copying['chosen_lr'][kind] else ''} |"
+                [
+                    kind,
+                    f"{lr:g}",
+                    len(rs),
+                    mean("val_acc"),
+                    mean("test_acc"),
+                    sum(r["stalled"] for r in rs),
+                    chosen,
+                ]
             )
-    return "\n".join(rows)
+    heads = ["model", "lr", "seeds", "validation (mean %)", "test (mean %)", "stalled", "chosen"]
+    return markdown_table(rows, heads)
 
 
 def _diagnosis_table(copying: dict) -> str:
@@ -1124,59 +1124,52 @@ def _diagnosis_table(copying: dict) -> str:
         return "No selective seed stalled at the chosen rate (or none was diagnosed)."
     base = {r["seed"]: r for r in copying["runs"] if r["model"] == "selective" and r["chosen"]}
     names = list(dict.fromkeys(r["variant"] for r in d))
-    rows = ["| seed | chosen recipe | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    rows = []
     for s in dict.fromkeys(r["seed"] for r in d):
         v = {r["variant"]: r for r in d if r["seed"] == s}
-        rows.append(
-            f"| {s} | {100 * base[s]['val_acc']:.1f} | "
-            + " | ".join(f"{100 * v[n]['val_acc']:.1f}" for n in names)
-            + " |"
-        )
-    return "\n".join(rows)
+        rows.append([s, f"{100 * base[s]['val_acc']:.1f}", *(f"{100 * v[n]['val_acc']:.1f}" for n in names)])
+    return markdown_table(rows, ["seed", "chosen recipe", *names])
 
 
 def _gate_table(gate: dict) -> str:
     "Markdown: mean Δ at data, noise and marker tokens per layer, and how many channels gate."
-    rows = [
-        "| layer | mean Δ data | noise | marker | data / noise | channels > 2x | > 4x | < 1/2 | max ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    heads = ["layer", "mean Δ data", "noise", "marker", "data / noise", "channels > 2x", "> 4x", "< 1/2"]
+    heads.append("max ratio")
+    rows = []
     for s, r in zip(gate["stats"], gate["ratios"]):
         r = np.array(r)
-        rows.append(
-            f"| {s['layer']} | {s['data']:.4f} | {s['noise']:.4f} | {s['marker']:.4f} | "
-            f"{s['ratio_data_noise']:.2f} | {(r > 2).sum()} of {len(r)} | {(r > 4).sum()} "
-            f"| {(r < 0.5).sum()} | {r.max():.1f} |"
-        )
-    return "\n".join(rows)
+        means = [f"{s[k]:.4f}" for k in ("data", "noise", "marker")]
+        counts = [f"{(r > 2).sum()} of {len(r)}", (r > 4).sum(), (r < 0.5).sum()]
+        rows.append([s["layer"], *means, f"{s['ratio_data_noise']:.2f}", *counts, f"{r.max():.1f}"])
+    return markdown_table(rows, heads)
 
 # %% ../../nbs/11_ssm_experiment.ipynb #a8bcfb01
 def _cost_tables(res: dict) -> str:
     "Markdown: the layer-cost and the decoding-cost sweeps."
     mib = lambda b: "-" if b is None else f"{b / 2**20:.1f}"
-    lc = [
-        "| l | Mamba (fast scan) | MiB | Mamba (native scan) | MiB | attention | MiB "
-        "| attention / Mamba: fast, native |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lc = []
     for r in res["layer_cost"]:
         t = lambda k: fmt_time(r[f"{k}_s"]) if f"{k}_s" in r else "skipped"
         m = lambda k: mib(r.get(f"{k}_mem"))
         q = lambda k: f"{r['attention_s'] / r[f'{k}_s']:.2f}" if f"{k}_s" in r and "attention_s" in r else "-"
         lc.append(
-            f"| {r['l']} | {t('mamba')} | {m('mamba')} | {t('mamba_native')} | {m('mamba_native')} "
-            f"| {t('attention')} | {m('attention')} | {q('mamba')}, {q('mamba_native')} |"
+            [r["l"], *(c for k in ("mamba", "mamba_native", "attention") for c in (t(k), m(k)))]
+            + [f"{q('mamba')}, {q('mamba_native')}"]
         )
+    lc_heads = ["l", "Mamba (fast scan)", "MiB", "Mamba (native scan)", "MiB", "attention", "MiB"]
+    lc_heads.append("attention / Mamba: fast, native")
     dc = [
-        "| context | Mamba step (ms) | cache (KiB) | attention (ms) | KV cache (MiB) |",
-        "|---|---|---|---|---|",
+        [
+            r["ctx"],
+            f"{r['mamba_ms']:.3f}",
+            f"{r['mamba_cache_bytes'] / 1024:.0f}",
+            f"{r['attention_ms']:.3f}",
+            f"{r['attention_cache_bytes'] / 2**20:.1f}",
+        ]
+        for r in res["decode_cost"]
     ]
-    for r in res["decode_cost"]:
-        dc.append(
-            f"| {r['ctx']} | {r['mamba_ms']:.3f} | {r['mamba_cache_bytes'] / 1024:.0f} "
-            f"| {r['attention_ms']:.3f} | {r['attention_cache_bytes'] / 2**20:.1f} |"
-        )
-    return "\n".join(lc) + "\n\n" + "\n".join(dc)
+    dc_heads = ["context", "Mamba step (ms)", "cache (KiB)", "attention (ms)", "KV cache (MiB)"]
+    return markdown_table(lc, lc_heads) + "\n\n" + markdown_table(dc, dc_heads)
 
 # %% ../../nbs/11_ssm_experiment.ipynb #3f573370
 def report(

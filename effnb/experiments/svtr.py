@@ -12,6 +12,7 @@ __all__ = ['PRESETS', 'VLM_EXPERIMENTS', 'HEADLINE_RATIOS', 'EXPERIMENT', 'SVTRC
 import time, importlib
 from pathlib import Path
 from dataclasses import dataclass, asdict
+from .tables import markdown_table
 
 # %% ../../nbs/14_svtr_experiment.ipynb #57163693
 import numpy as np
@@ -549,12 +550,8 @@ def budget_table(
         s = f"{100 * a[key]:.1f}" if pct else f"{a[key]:.3f}"
         return s + (f" ± {100 * a[key + '_std']:.1f}" if a["n_seeds"] > 1 and key.startswith("acc") else "")
 
-    rows = [
-        "| method | " + " | ".join(f"n_keep={budget(n, x)} ({x:.3g})" for x in ratios) + " |",
-        "|---" * (len(ratios) + 1) + "|",
-    ]
-    rows += [f"| {m} | " + " | ".join(fmt(method_row(r, m, x)) for x in ratios) + " |" for m in ms]
-    return "\n".join(rows)
+    rows = [[m, *(fmt(method_row(r, m, x)) for x in ratios)] for m in ms]
+    return markdown_table(rows, ["method", *(f"n_keep={budget(n, x)} ({x:.3g})" for x in ratios)])
 
 # %% ../../nbs/14_svtr_experiment.ipynb #f7783ae6
 def qtype_table(
@@ -575,7 +572,7 @@ def qtype_table(
 ) -> str:
     "Accuracy (%) per question type at one budget (mean ± sample std over seeds for random)."
     q = r["qtypes"]
-    rows = ["| method | overall | " + " | ".join(q) + " |", "|---" * (len(q) + 2) + "|"]
+    rows = []
     for m in methods:
         a = method_row(r, m, ratio)
         if a is None:
@@ -583,8 +580,8 @@ def qtype_table(
         cell = lambda key: (
             f"{100 * a[key]:.1f}" + (f" ± {100 * a[key + '_std']:.1f}" if a["n_seeds"] > 1 else "")
         )
-        rows.append(f"| {m} | " + " | ".join(cell(key) for key in ["acc"] + [f"acc_{x}" for x in q]) + " |")
-    return "\n".join(rows)
+        rows.append([m, *(cell(key) for key in ["acc"] + [f"acc_{x}" for x in q])])
+    return markdown_table(rows, ["method", "overall", *q])
 
 # %% ../../nbs/14_svtr_experiment.ipynb #98e01c2d
 def timing_table(r: dict) -> str:
@@ -593,28 +590,24 @@ def timing_table(r: dict) -> str:
     full = next(x["prefill_s"] for x in t if x["n_keep"] == n)
     comp = {c["n_keep"]: c for c in r["compression"]}
     fastv = f"FastV K={t[0].get('fastv_K', r['config']['fastv_K'])}"
-    rows = [
-        f"| n_keep | kept | LM tokens | prefill | vs all | {fastv} | FLOPs tiny (6ndm) "
-        "| FLOPs LLaVA-7B (2ndm / 6ndm) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    heads = ["n_keep", "kept", "LM tokens", "prefill", "vs all", fastv, "FLOPs tiny (6ndm)"]
+    heads.append("FLOPs LLaVA-7B (2ndm / 6ndm)")
+    rows = []
     for x in t:
         c = comp[x["n_keep"]]
         tiny, l7 = c["tiny"], c["llava7b"]
         rows.append(
-            f"| {x['n_keep']} | {x['n_keep'] / n:.3f} | {tiny['seq_len']} of {tiny['seq_len_full']} "
-            f"| {fmt_time(x['prefill_s'])} | {x['prefill_s'] / full:.2f}x | {x['fastv_s'] / full:.2f}x "
-            f"| {100 * tiny['flops_ratio_swiglu']:.1f}% "
-            f"| {100 * l7['flops_ratio_fastv']:.1f}% / {100 * l7['flops_ratio_swiglu']:.1f}% |"
+            [x["n_keep"], f"{x['n_keep'] / n:.3f}", f"{tiny['seq_len']} of {tiny['seq_len_full']}"]
+            + [fmt_time(x["prefill_s"]), f"{x['prefill_s'] / full:.2f}x", f"{x['fastv_s'] / full:.2f}x"]
+            + [f"{100 * tiny['flops_ratio_swiglu']:.1f}%"]
+            + [f"{100 * l7['flops_ratio_fastv']:.1f}% / {100 * l7['flops_ratio_swiglu']:.1f}%"]
         )
-    return "\n".join(rows)
+    return markdown_table(rows, heads)
 
 # %% ../../nbs/14_svtr_experiment.ipynb #98e01c2e
 def scoring_table(r: dict) -> str:
     "Median time of the vision tower, the [CLS] row, the question embedding and each method's selection."
-    return "| step | median |\n|---|---|\n" + "\n".join(
-        f"| {k} | {fmt_time(v)} |" for k, v in r["timing"]["scoring"].items()
-    )
+    return markdown_table([[k, fmt_time(v)] for k, v in r["timing"]["scoring"].items()], ["step", "median"])
 
 # %% ../../nbs/14_svtr_experiment.ipynb #7d1e0a03
 def report(r: dict) -> str:
@@ -650,19 +643,17 @@ def paired_table(
 ) -> str:
     "Markdown: each method's accuracy and SVTR's paired difference from it, with the 95 % bootstrap interval."
     p, n = r["paired"][f"{ratio:.6f}"], r["n"]
-    rows = [
-        f"| method (n_keep = {budget(n, ratio)} of {n}) | accuracy (%) | LM compute (equivalent tokens) "
-        "| SVTR minus method (points) | 95 % interval | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
+    heads = [f"method (n_keep = {budget(n, ratio)} of {n})", "accuracy (%)", "LM compute (equivalent tokens)"]
+    heads += ["SVTR minus method (points)", "95 % interval", "verdict"]
+    rows = []
     for m, x in sorted(p.items(), key=lambda kv: kv[1]["diff"]):
         a = method_row(r, m, ratio)
         eq = a.get("equiv_tokens") or a["n_keep"]
         rows.append(
-            f"| {m} | {100 * a['acc']:.1f} | {eq:.1f} | {100 * x['diff']:+.1f} "
-            f"| [{100 * x['lo']:+.1f}, {100 * x['hi']:+.1f}] | {paired_side(x)} |"
+            [m, f"{100 * a['acc']:.1f}", f"{eq:.1f}", f"{100 * x['diff']:+.1f}"]
+            + [f"[{100 * x['lo']:+.1f}, {100 * x['hi']:+.1f}]", paired_side(x)]
         )
-    return "\n".join(rows)
+    return markdown_table(rows, heads)
 
 
 def findings(r: dict) -> dict:  # {"result", "status"}: the README row
@@ -875,7 +866,4 @@ EXPERIMENT = Experiment(
     report=report,
     findings=findings,
     notebook="14_svtr_experiment",
-    datasets={
-        "fashion-mnist": ("svtr_objects", {})
-    },  # experiment 4b: on experiment 3b's model of real objects
 )

@@ -18,6 +18,7 @@ from effnb.experiments.svtr import (
     method_row,
     paired_side,
 )
+from .tables import markdown_table
 
 # %% ../../nbs/14a_svtr_objects_experiment.ipynb #a32973aa
 PRESETS = {k: dataclasses.replace(p, vlm_experiment="objects") for k, p in SVTR_PRESETS.items()}
@@ -57,21 +58,22 @@ def ranking_table(
 ) -> str:
     "Markdown: per method, accuracy and SVTR minus the method (paired 95 %) on shapes and on real objects."
     fmt = lambda x: f"{100 * x['diff']:+.1f} [{100 * x['lo']:+.1f}, {100 * x['hi']:+.1f}]"
-    rows = [
-        f"| method (n_keep = {budget(objects['n'], ratio)} of {objects['n']}) | shapes: accuracy (%) | objects: accuracy (%) "
-        "| shapes: SVTR minus method | objects: SVTR minus method | the comparison |",
-        "|---|---|---|---|---|---|",
+    heads = [f"method (n_keep = {budget(objects['n'], ratio)} of {objects['n']})", "shapes: accuracy (%)"]
+    heads += [
+        "objects: accuracy (%)",
+        "shapes: SVTR minus method",
+        "objects: SVTR minus method",
+        "the comparison",
     ]
+    rows = []
     for m in _common(shapes, objects, ratio):
-        acc = f"| {m} | {100 * method_row(shapes, m, ratio)['acc']:.1f} | {100 * method_row(objects, m, ratio)['acc']:.1f} "
+        acc = [m] + [f"{100 * method_row(e, m, ratio)['acc']:.1f}" for e in (shapes, objects)]
         if m == "svtr":
-            rows.append(acc + "| - | - | - |")
+            rows.append(acc + ["-", "-", "-"])
             continue
         x, y = shapes["paired"][f"{ratio:.6f}"][m], objects["paired"][f"{ratio:.6f}"][m]
-        sx, sy = paired_side(x), paired_side(y)
-        same = _agreement(sx, sy)
-        rows.append(acc + f"| {fmt(x)} | {fmt(y)} | {same} |")
-    return "\n".join(rows)
+        rows.append(acc + [fmt(x), fmt(y), _agreement(paired_side(x), paired_side(y))])
+    return markdown_table(rows, heads)
 
 # %% ../../nbs/14a_svtr_objects_experiment.ipynb #438b97d0
 EXPERIMENT = dataclasses.replace(  # experiment 4's config, run, plot, report and README row; its own presets
@@ -80,5 +82,4 @@ EXPERIMENT = dataclasses.replace(  # experiment 4's config, run, plot, report an
     title="Visual token reduction on real object scenes",
     presets=PRESETS,
     notebook="14a_svtr_objects_experiment",
-    datasets={},
 )

@@ -14,6 +14,7 @@ import time, json, tempfile, dataclasses, contextlib, importlib
 from typing import Callable
 from pathlib import Path
 from dataclasses import dataclass, asdict
+from .tables import markdown_table
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0005
 import numpy as np
@@ -545,14 +546,12 @@ def _qtype_keys(res: dict) -> list:
 def qtype_accuracy_table(res: dict) -> str:
     "Markdown: test accuracy (%) per question type of the VLM, after stage 2, text-only floor and chance."
     keys = _qtype_keys(res)
-    rows = ["| model | overall | " + " | ".join(k[4:] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    rows = []
     for k, lab in MODEL_ROWS.items():
         runs = [r["accuracy"][k] for r in res["runs"] if k in r["accuracy"]]
         if runs:
-            rows.append(
-                f"| {lab} | " + " | ".join(_pct([a[kk] for a in runs]) for kk in ["acc"] + keys) + " |"
-            )
-    return "\n".join(rows)
+            rows.append([lab, *(_pct([a[kk] for a in runs]) for kk in ["acc"] + keys)])
+    return markdown_table(rows, ["model", "overall", *(k[4:] for k in keys)])
 
 
 def seed_table(
@@ -562,14 +561,11 @@ def seed_table(
     "Markdown: test accuracy (%) of each seed, overall and per question type (what the mean ± std summarises)."
     keys = ["acc"] + _qtype_keys(res)
     rows = [
-        "| seed | model | overall | " + " | ".join(k[4:] for k in keys[1:]) + " |",
-        "|---" * (len(keys) + 2) + "|",
+        [r["seed"], MODEL_ROWS[k], *(f"{100 * r['accuracy'][k][q]:.1f}" for q in keys)]
+        for r in res["runs"]
+        for k in [k for k in models if k in r["accuracy"]]
     ]
-    for r in res["runs"]:
-        for k in [k for k in models if k in r["accuracy"]]:
-            cells = " | ".join(f"{100 * r['accuracy'][k][q]:.1f}" for q in keys)
-            rows.append(f"| {r['seed']} | {MODEL_ROWS[k]} | {cells} |")
-    return "\n".join(rows)
+    return markdown_table(rows, ["seed", "model", "overall", *(k[4:] for k in keys[1:])])
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0037
 def training_table(res: dict, run: int = 0) -> str:
@@ -578,45 +574,42 @@ def training_table(res: dict, run: int = 0) -> str:
     stages = [("2", tr["questions"]), ("3", tr["position"])]
     keys = [k for k in tr["questions"]["evals"][-1] if k.startswith("acc")]
     rows = [
-        "| stage | step | " + " | ".join(["overall"] + [k[4:] for k in keys[1:]]) + " |",
-        "|---" * (len(keys) + 2) + "|",
+        [st, f"{e['step']:,}", *(f"{100 * e[k]:.1f}" for k in keys)]
+        for st, r in stages
+        for e in (r or {}).get("evals", [])
     ]
-    for st, r in stages:
-        for e in (r or {}).get("evals", []):
-            rows.append(f"| {st} | {e['step']:,} | " + " | ".join(f"{100 * e[k]:.1f}" for k in keys) + " |")
-    return "\n".join(rows)
+    return markdown_table(rows, ["stage", "step", "overall", *(k[4:] for k in keys[1:])])
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0038
 def probe_table(res: dict) -> str:
     "Markdown: held-out accuracy (%) of the linear position probes, and chance."
     p = res["probes"]
-    rows = ["| ViT features | row | column | index |", "|---|---|---|---|"]
-    for k, x in p.items():
-        rows.append(
-            f"| {k} | {100 * x['acc_row']:.1f} | {100 * x['acc_col']:.1f} | {100 * x['acc_index']:.1f} |"
-        )
-    x = next(iter(p.values()))
-    rows.append(
-        f"| chance | {100 * x['chance_row']:.1f} | {100 * x['chance_col']:.1f} | {100 * x['chance_index']:.1f} |"
-    )
-    return "\n".join(rows)
+    pct = lambda x, pre: [f"{100 * x[f'{pre}_{k}']:.1f}" for k in ("row", "col", "index")]
+    rows = [[k, *pct(x, "acc")] for k, x in p.items()]
+    rows.append(["chance", *pct(next(iter(p.values())), "chance")])
+    return markdown_table(rows, ["ViT features", "row", "column", "index"])
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0039
 def token_cost_table(res: dict) -> str:
     "Markdown: analytic MACs and measured time per component against the number of visual tokens (batch 1)."
-    rows = [
-        "| image px | visual tokens | vision MMAC | projector MMAC | LM prefill MMAC | visual share of prefill "
-        "| whole forward | vision | LM prefill | GFLOP/s (whole) | KV cache fp32 |",
-        "|---" * 11 + "|",
+    heads = ["image px", "visual tokens", "vision MMAC", "projector MMAC", "LM prefill MMAC"]
+    heads += [
+        "visual share of prefill",
+        "whole forward",
+        "vision",
+        "LM prefill",
+        "GFLOP/s (whole)",
+        "KV cache fp32",
     ]
-    for x in res["timing"]:
-        rows.append(
-            f"| {x['image_size']} | {x['n_visual']} | {x['macs_vision'] / 1e6:.1f} | {x['macs_projector'] / 1e6:.1f} "
-            f"| {x['macs_lm_prefill'] / 1e6:.1f} | {100 * x['macs_lm_visual'] / x['macs_lm_prefill']:.1f} % "
-            f"| {fmt_time(x['time_total'])} | {fmt_time(x['time_vision'])} | {fmt_time(x['time_lm_prefill'])} "
-            f"| {2 * x['macs_total'] / x['time_total'] / 1e9:.1f} | {x['kv_cache_bytes'] / 2**10:.0f} KiB |"
-        )
-    return "\n".join(rows)
+    rows = [
+        [x["image_size"], x["n_visual"]]
+        + [f"{x[k] / 1e6:.1f}" for k in ("macs_vision", "macs_projector", "macs_lm_prefill")]
+        + [f"{100 * x['macs_lm_visual'] / x['macs_lm_prefill']:.1f} %"]
+        + [fmt_time(x[k]) for k in ("time_total", "time_vision", "time_lm_prefill")]
+        + [f"{2 * x['macs_total'] / x['time_total'] / 1e9:.1f}", f"{x['kv_cache_bytes'] / 2**10:.0f} KiB"]
+        for x in res["timing"]
+    ]
+    return markdown_table(rows, heads)
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0040
 def slope_table(res: dict) -> str:
@@ -625,33 +618,35 @@ def slope_table(res: dict) -> str:
     n = np.log([x["n_visual"] for x in t])
     sl = lambda i, k: np.log(t[i + 1][k] / t[i][k]) / (n[i + 1] - n[i])
     parts = (("total", "whole forward"), ("vision", "vision encoder"), ("lm_prefill", "LM prefill"))
-    rows = ["| tokens | " + " | ".join(f"{lab}: time | MACs" for _, lab in parts) + " |", "|---" * 7 + "|"]
-    for i in range(len(t) - 1):
-        cells = " | ".join(f"{sl(i, f'time_{k}'):.2f} | {sl(i, f'macs_{k}'):.2f}" for k, _ in parts)
-        rows.append(f"| {t[i]['n_visual']}→{t[i + 1]['n_visual']} | {cells} |")
-    return "\n".join(rows)
+    rows = [
+        [f"{t[i]['n_visual']}→{t[i + 1]['n_visual']}"]
+        + [f"{sl(i, f'{q}_{k}'):.2f}" for k, _ in parts for q in ("time", "macs")]
+        for i in range(len(t) - 1)
+    ]
+    return markdown_table(rows, ["tokens", *(h for _, lab in parts for h in (f"{lab}: time", "MACs"))])
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0041
 def llava7b_table(res: dict, n_visual: tuple = (64, 144, 192, 576, 1024, 2880)) -> str:
     "Markdown: LLaVA-1.5-7B's visual share of the prefill per formula, TMACs per component and KV cache."
+    heads = ["visual tokens", "visual share (FastV 2ndm)", "(SwiGLU 3ndm)", "(literal 6ndm)", "vision TMAC"]
+    heads += ["projector TMAC", "LM prefill TMAC", "KV cache fp16"]
     rows = [
-        "| visual tokens | visual share (FastV 2ndm) | (SwiGLU 3ndm) | (literal 6ndm) | vision TMAC "
-        "| projector TMAC | LM prefill TMAC | KV cache fp16 |",
-        "|---" * 8 + "|",
+        [x["n_visual"]]
+        + [
+            f"{100 * x[k]:.1f} %"
+            for k in ("visual_share_fastv", "visual_share_swiglu", "visual_share_swiglu_6ndm")
+        ]
+        + [f"{x['vision_tmacs']:.3f}", f"{x['projector_tmacs']:.4f}", f"{x['lm_prefill_tmacs']:.2f}"]
+        + [f"{x['kv_cache_mb']:.0f} MiB"]
+        for x in res["llava7b"]
+        if x["n_visual"] in n_visual
     ]
-    for x in (x for x in res["llava7b"] if x["n_visual"] in n_visual):
-        rows.append(
-            f"| {x['n_visual']} | {100 * x['visual_share_fastv']:.1f} % | {100 * x['visual_share_swiglu']:.1f} % "
-            f"| {100 * x['visual_share_swiglu_6ndm']:.1f} % | {x['vision_tmacs']:.3f} | {x['projector_tmacs']:.4f} "
-            f"| {x['lm_prefill_tmacs']:.2f} | {x['kv_cache_mb']:.0f} MiB |"
-        )
     c = res["llava7b_576"]
-    rows.append(
-        f"\nWith 576 visual and 64 text tokens the whole forward is {100 * c['vision'] / c['total']:.1f} % vision "
+    return markdown_table(rows, heads) + (
+        f"\n\nWith 576 visual and 64 text tokens the whole forward is {100 * c['vision'] / c['total']:.1f} % vision "
         f"encoder, {100 * c['projector'] / c['total']:.2f} % projector, {100 * c['lm_prefill'] / c['total']:.1f} % "
         "LM prefill (SwiGLU formula)."
     )
-    return "\n".join(rows)
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0044
 GOAL_ACC = 0.90  # issue goal: overall held-out accuracy of the full preset
@@ -881,8 +876,4 @@ EXPERIMENT = Experiment(
     report=report,
     findings=findings,
     notebook="13_vlm_experiment",
-    datasets={  # `effnb reproduce vlm --dataset NAME`: experiment 3b, scenes of real objects
-        "fashion-mnist": ("objects", {"objects": "fashion_mnist"}),
-        "mnist": ("objects", {"objects": "mnist"}),
-    },
 )
