@@ -479,18 +479,26 @@ def _train_md(res: dict) -> list:
         c["batch_size"] * c["seq_len"],
         lambda x: "-" if not x or x.get("peak_mem") is None else f"{x['peak_mem'] / 2**20:.0f}",
     )
+    rows = []
+    for n in [m for m in res["models"] if m != "transformers"] + ["matmul floor"]:
+        d = res["max_abs_logit_diff"].get(n)
+        ratio = _ratio_cell(tr, first, n) if n in res["models"] else "-"
+        rows.append(
+            [
+                n,
+                _cell(tr.get(n), toks),
+                _cell(tr.get(n)),
+                ratio,
+                mib(tr.get(n)),
+                None if d is None else f"{d:.1e}",
+            ]
+        )
+    heads = ["", "tokens/s", "step", f"{first} faster by", "peak memory (MiB)", "max abs logit difference"]
     out = [
         f"**Training** (forward, loss, backward, AdamW step), batch {c['batch_size']} x {c['seq_len']} tokens:",
         "",
-        f"| | tokens/s | step | {first} faster by | peak memory (MiB) | max abs logit difference |",
-        "|---|---|---|---|---|---|",
+        markdown_table(rows, heads),
     ]
-    for n in [m for m in res["models"] if m != "transformers"] + ["matmul floor"]:
-        d = res["max_abs_logit_diff"].get(n)
-        out.append(
-            f"| {n} | {_cell(tr.get(n), toks)} | {_cell(tr.get(n))} | {_ratio_cell(tr, first, n) if n in res['models'] else '-'} "
-            f"| {mib(tr.get(n))} | {'-' if d is None else f'{d:.1e}'} |"
-        )
     if "train_short" in res:
         ts, st = res["train_short"], c["batch_size"] * c["hf_train_len"]
         out += [
@@ -510,25 +518,20 @@ def _inference_md(res: dict) -> list:
         "",
         f"**Prefill** (forward without gradients), 1 x {c['seq_len']} tokens:",
         "",
-        f"| | tokens/s | {first} faster by |",
-        "|---|---|---|",
-    ]
-    out += [
-        f"| {n} | {_cell(pf.get(n), c['seq_len'])} | {_ratio_cell(pf, first, n)} |" for n in res["models"]
+        markdown_table(
+            [[n, _cell(pf.get(n), c["seq_len"]), _ratio_cell(pf, first, n)] for n in res["models"]],
+            ["", "tokens/s", f"{first} faster by"],
+        ),
     ]
     ctx = list(res["decode"])
     out += [
         "",
         f"**Decoding** with the recurrent cache, ms per token ({c['decode_tokens']} greedy tokens per call), "
         "after a context of:",
-        "",
-        "| | " + " | ".join(f"{int(k):,} tokens" for k in ctx) + " |",
-        "|---" * (1 + len(ctx)) + "|",
     ]
     ms = lambda x: f"{1e3 * x['median'] / c['decode_tokens']:.2f}" if x.get("median") else "-"
-    out += [
-        f"| {n} | " + " | ".join(ms(res["decode"][k].get(n, {})) for k in ctx) + " |" for n in res["models"]
-    ]
+    rows = [[n, *(ms(res["decode"][k].get(n, {})) for k in ctx)] for n in res["models"]]
+    out += ["", markdown_table(rows, ["", *(f"{int(k):,} tokens" for k in ctx)])]
     return out
 
 # %% ../../nbs/11a_mamba_bench.ipynb #d9e2aa7b

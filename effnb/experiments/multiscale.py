@@ -778,22 +778,18 @@ def _sign(g: dict) -> str:
 
 def contrast_table(res: dict, keys: tuple = ("1x", "4x", "gap_4x")) -> str:
     "Markdown: per task, the multi-scale model (k = 8), the single-scale model, the best other baseline and their gap."
-    rows = ["| task | model | lr | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
+    rows = []
     for task, s in res["summary"].items():
         others = [n for n in s if n in BASELINES and n != "single"]
         best = max(others, key=lambda n: s[n]["acc"]["1x"]["mean"]) if others else None
         for n in [m for m in ("multiscale", "single", best) if m in s]:
             cell = lambda k: _pct(s[n]["acc"][k], ci=True) if k in s[n]["acc"] else "-"
-            rows.append(f"| {task} | {n} | {s[n]['lr']:g} | " + " | ".join(cell(k) for k in keys) + " |")
+            rows.append([task, n, f"{s[n]['lr']:g}", *map(cell, keys)])
         gaps = [_seed_gap(res, task, k) for k in keys]
         if any(gaps):
             f = lambda g: "-" if g is None else f"{fmt_metric(g)}: {_sign(g)}"
-            rows.append(
-                f"| {task} | multi-scale minus single, per seed (points) | | "
-                + " | ".join(f(g) for g in gaps)
-                + " |"
-            )
-    return "\n".join(rows)
+            rows.append([task, "multi-scale minus single, per seed (points)", "", *map(f, gaps)])
+    return markdown_table(rows, ["task", "model", "lr", *keys])
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #d6bcfce5
 def sweep_table(res: dict) -> str:

@@ -30,8 +30,8 @@ def markdown_table(
     bad = [r for r in rows if len(r) != len(heads)]
     if bad:
         raise ValueError(f"every row needs {len(heads)} cells ({heads}), got {bad[0]!r}")
-    lines = ["| " + " | ".join(map(_cell, heads)) + " |", "|" + "---|" * len(heads)]
-    return "\n".join([*lines, *("| " + " | ".join(map(_cell, r)) + " |" for r in rows)])
+    line = lambda cells: "|" + "|".join(f" {c} " if c else " " for c in map(_cell, cells)) + "|"
+    return "\n".join([line(heads), "|" + "---|" * len(heads), *map(line, rows)])
 
 # %% ../../nbs/10a_tables.ipynb #950a54cc
 def headline_table(
