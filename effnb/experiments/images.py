@@ -251,8 +251,10 @@ def run(
         r["chosen"] = r["lr"] == chosen[r["model"]]
     res = dict(config=asdict(cfg), chosen_lr=chosen, runs=runs, summary=summarise(runs))
     res["headline"] = _image_headline(res, cfg)
-    res["meta"] = {**run_meta(cfg, time.perf_counter() - t0, seeds), "scan_backend": auto_backend()}
-    res["meta"]["run_commits"] = sorted({r["commit"] for r in runs if r.get("commit")})
+    res["meta"] = {
+        **run_meta(cfg, time.perf_counter() - t0, seeds, records=runs),
+        "scan_backend": auto_backend(),
+    }
     return res
 
 # %% ../../nbs/12a_images_experiment.ipynb #2c5b464e

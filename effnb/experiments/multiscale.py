@@ -695,10 +695,7 @@ def run(
         else None
     )
     res["headline"] = _multiscale_headline(res, cfg)
-    res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds=list(cfg.seeds))
-    res["meta"]["run_commits"] = sorted(
-        {r["commit"] for r in runs if r.get("commit")}
-    )  # >1: resumed across commits
+    res["meta"] = run_meta(cfg, time.perf_counter() - t0, seeds=list(cfg.seeds), records=runs)
     res["meta"]["scan_backend"] = auto_backend() if cfg.msc.backend == "auto" else cfg.msc.backend
     return res
 

@@ -56,6 +56,7 @@ def run_meta(
     seconds: float,  # wall-clock of the whole run
     seeds: list | None = None,  # the seeds of the individual runs
     load_start: list | None = None,  # `load_avg()` when the run started (`execute` adds it when not given)
+    records: list | None = None,  # the runs' records, each with its "commit": listed as `run_commits`
 ) -> dict:
     "Where a result came from: preset, seeds, git commit, versions, threads, machine, its load, wall-clock."
     env = env_info()
@@ -65,6 +66,8 @@ def run_meta(
     m.update(numpy=env["numpy"], threads=torch.get_num_threads(), processor=env["processor"])
     m.update(cpu_count=env["cpu_count"], platform=env["platform"], cuda_devices=env["cuda_devices"])
     m.update(load_avg=load_avg(), **({} if load_start is None else dict(load_avg_start=load_start)))
+    if records is not None:  # more than one: a resumed run whose parts ran at different commits
+        m["run_commits"] = sorted({r["commit"] for r in records if r.get("commit")})
     return m
 
 # %% ../../nbs/10b_provenance.ipynb #2e04e347

@@ -1059,8 +1059,8 @@ def run(
         )
         runs = [{k: r[k] for k in keys} for r in copying["runs"]]
         headline = {**_copy_metrics(copying["runs"]), **_cost_metrics(lc, dc), **_bench_metrics(rows)}
-        meta = {**run_meta(cfg, time.perf_counter() - t0, seeds=list(seeds)), "scan_backend": auto_backend()}
-        meta["run_commits"] = sorted({r["commit"] for r in runs if r["commit"]})  # >1: resumed across commits
+        meta = run_meta(cfg, time.perf_counter() - t0, seeds=list(seeds), records=runs)
+        meta["scan_backend"] = auto_backend()
         return dict(
             meta=meta,
             config=dataclasses.asdict(cfg),
