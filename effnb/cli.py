@@ -334,7 +334,8 @@ def _bench_overrides(args) -> dict:
 def cmd_bench(args) -> int:
     "Run the selected benchmarks (those the experiments declare) and print their tables."
     from effnb.core import env_info, save_json, to_jsonable
-    from effnb.experiments.provenance import git_state, load_avg
+    from effnb.core import git_state
+    from effnb.experiments.provenance import load_avg
 
     _check_execution(args)
     benches = {b: fn for exp in _experiments(args.plugin).values() for b, fn in exp.benches.items()}

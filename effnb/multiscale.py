@@ -36,19 +36,20 @@ class MultiScaleConfig:
     d_conv: int = 4  # causal conv width of both channels (the slow one convolves over blocks)
     dt_fast: tuple = (0.01, 0.1)  # initial Δ range of the fast channel, per token
     dt_slow: tuple = (0.001, 0.1)  # initial Δ range of the slow channel, per block
-    pool: str = "mean"  # "mean" or "delta" (learned positive weight per token)
+    pool: str = "mean"  # "mean", "delta" (learned positive weight per token) or "max" (a marker is not diluted by 1/k)
     pool_source: str = "input"  # "input" (the layer input) or "fast" (the fast channel's outputs)
     fast: bool = True  # False: slow-only ablation
     slow: bool = True  # False: fast-only
     backend: str = "auto"  # `selective_scan` backend
+    slow_norm: bool = False  # LayerNorm on the slow channel's output before it is added (a length remedy)
 
 # %% ../nbs/02_multiscale.ipynb #ca9af94d
 def _check_ms_config(c: MultiScaleConfig) -> None:
     "Raise a `ValueError` for an invalid `MultiScaleConfig`."
     if not isinstance(c.period, int) or c.period < 1:
         raise ValueError(f"period must be an int >= 1, got {c.period!r}")
-    if c.pool not in ("mean", "delta"):
-        raise ValueError(f"pool must be 'mean' or 'delta', got {c.pool!r}")
+    if c.pool not in ("mean", "delta", "max"):
+        raise ValueError(f"pool must be 'mean', 'delta' or 'max', got {c.pool!r}")
     if c.pool_source not in ("input", "fast"):
         raise ValueError(f"pool_source must be 'input' or 'fast', got {c.pool_source!r}")
     if not (c.fast or c.slow):
@@ -102,17 +103,21 @@ class MultiScaleMixer(nn.Module):
         self.slow = ch(c.d_state_slow, c.expand_slow, c.dt_slow) if c.slow else None
         # w_t = softplus(v·s_t + c) with pool="delta"
         self.pool_proj = nn.Linear(d_model, 1) if c.slow and c.pool == "delta" else None
+        self.slow_norm = nn.LayerNorm(d_model) if c.slow and c.slow_norm else None
 
 # %% ../nbs/02_multiscale.ipynb #9fa29d19
 def block_pool(
     s: torch.Tensor,  # (b, l, d) source
     period: int,  # k, the block length
     w: torch.Tensor | None = None,  # (b, l, 1) positive weights, or None for the plain mean
+    reduce: str = "mean",  # "mean" (weighted by `w` if given) or "max" (per channel)
 ) -> torch.Tensor:  # (b, m, d), m = l // k complete blocks
-    "Mean (or `w`-weighted mean) of each complete block of `period` steps."
+    "Mean (or `w`-weighted mean, or maximum) of each complete block of `period` steps."
     b, l, d = s.shape
     m = l // period
     sb = s[:, : m * period].reshape(b, m, period, d)  # (b, m, k, d)
+    if reduce == "max":
+        return sb.amax(2)  # (b, m, d)
     if w is None:
         return sb.mean(2)  # (b, m, d)
     wb = w[:, : m * period].reshape(b, m, period, 1)  # (b, m, k, 1)
@@ -161,8 +166,9 @@ def forward(
         return y_f
     s = y_f if self.config.pool_source == "fast" else hidden_states  # (b, l, d)
     w = F.softplus(self.pool_proj(s)) if self.pool_proj is not None else None  # (b, l, 1)
-    p = block_pool(s, self.period, w)  # (b, m, d)
+    p = block_pool(s, self.period, w, "max" if self.config.pool == "max" else "mean")  # (b, m, d)
     z = self.slow(p) if p.shape[1] else p  # (b, m, d): projections + scan at rate 1/k
+    z = self.slow_norm(z) if self.slow_norm is not None else z
     y_s = shift_blocks(z, self.period, l)  # (b, l, d)
     return y_s if y_f is None else y_f + y_s
 
@@ -173,7 +179,7 @@ class MultiScaleState:
 
     fast: MambaCache | None  # the fast channel's cache (None without a fast channel)
     slow: MambaCache | None  # the slow channel's cache (None without a slow channel)
-    acc: torch.Tensor | None  # (b, d) running Σ w_t s_t over the current block
+    acc: torch.Tensor | None  # (b, d) running Σ w_t s_t over the current block (running max with pool="max")
     wsum: torch.Tensor | None  # (b, 1) running Σ w_t
     held: torch.Tensor | None  # (b, d) slow output of the last complete block (zeros before the first)
     t: int = 0  # tokens consumed
@@ -198,7 +204,10 @@ def init_state(
     cache = lambda m: None if m is None else MambaCache.empty(m.config, batch_size, device, dtype, n_layer=1)
     z = lambda *s: torch.zeros(*s, device=device, dtype=dtype) if self.slow is not None else None
     b, d = batch_size, self.d_model
-    return MultiScaleState(cache(self.fast), cache(self.slow), z(b, d), z(b, 1), z(b, d))
+    st = MultiScaleState(cache(self.fast), cache(self.slow), z(b, d), z(b, 1), z(b, d))
+    if st.acc is not None and self.config.pool == "max":
+        st.acc.fill_(-torch.inf)  # the running max of an empty block
+    return st
 
 # %% ../nbs/02_multiscale.ipynb #eff28b0a
 @patch
@@ -215,11 +224,16 @@ def step(
     out = state.held[:, None] if y_f is None else y_f + state.held[:, None]  # (b, 1, d) uses blocks < current
     s = (y_f if self.config.pool_source == "fast" else hidden_states)[:, 0]  # (b, d)
     w = F.softplus(self.pool_proj(s)) if self.pool_proj is not None else torch.ones_like(state.wsum)  # (b, 1)
-    state.acc += w * s
+    mx = self.config.pool == "max"
+    if mx:
+        torch.maximum(state.acc, s, out=state.acc)
+    else:
+        state.acc += w * s
     state.wsum += w
     if state.t % self.period == 0:  # block complete: one slow update
-        state.held = self.slow.step((state.acc / state.wsum)[:, None], state.slow)[:, 0]  # (b, d)
-        state.acc.zero_()
+        z = self.slow.step((state.acc if mx else state.acc / state.wsum)[:, None], state.slow)  # (b, 1, d)
+        state.held = (z if self.slow_norm is None else self.slow_norm(z))[:, 0]  # (b, d)
+        state.acc.fill_(-torch.inf if mx else 0.0)
         state.wsum.zero_()
     return out
 
@@ -274,7 +288,15 @@ def flops_per_token(
             slow = _channel_flops(mixer.slow)
             out.update({f"slow_{p}": v / k for p, v in slow.items()})  # one slow step per k tokens
             # pooling: Σs and the divide (mean); with "delta" also the projection, softplus, Σws and Σw
-            out["pool"] = d + d / k if mixer.pool_proj is None else (2 * d + 2) + 2 * d + 1 + d / k
+            out["pool"] = (
+                d
+                if mixer.config.pool == "max"  # one comparison per element
+                else d + d / k
+                if mixer.pool_proj is None
+                else (2 * d + 2) + 2 * d + 1 + d / k
+            )
+            if mixer.slow_norm is not None:
+                out["slow_norm"] = 8 * d / k  # mean, variance, normalise, scale and shift, once per block
             out["merge"] = d if mixer.fast is not None else 0
     else:
         raise ValueError(f"flops_per_token needs a MultiScaleMixer or MambaMixer, got {type(mixer).__name__}")
@@ -318,7 +340,7 @@ def multiscale_mixer_cls(
 
 # %% ../nbs/02_multiscale.ipynb #1dbf65d1
 class RNNClassifier(nn.Module):
-    "Embedding -> 1-layer LSTM or GRU -> linear head on the last step."
+    "Embedding -> 1-layer LSTM or GRU -> linear head on the last step; the LSTM's forget gate starts open."
 
     def __init__(
         self,
@@ -327,12 +349,17 @@ class RNNClassifier(nn.Module):
         d_model: int,  # embedding width
         hidden: int,  # recurrent width
         cell: str = "lstm",  # "lstm" or "gru"
+        forget_bias: float = 1.0,  # the LSTM's forget-gate bias at init (Gers et al. 2000; Jozefowicz et al. 2015)
     ):
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
         self.cell, self.embeddings = cell, nn.Embedding(vocab_size, d_model)
         self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(d_model, hidden, batch_first=True)
+        if cell == "lstm":  # gates i, f, g, o; the two biases add, so one holds the value and the other 0
+            with torch.no_grad():
+                self.rnn.bias_ih_l0[hidden : 2 * hidden].fill_(forget_bias)
+                self.rnn.bias_hh_l0[hidden : 2 * hidden].zero_()
         self.score = nn.Linear(hidden, n_classes)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (b, l) -> (b, n_classes)

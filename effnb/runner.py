@@ -225,7 +225,7 @@ def _call(
 # %% ../nbs/00c_runner.ipynb #1cb8a40a
 def _commit() -> str | None:
     "The git commit of the code that runs (None outside a repository)."
-    from effnb.experiments.provenance import git_state
+    from effnb.core import git_state
 
     return git_state()["commit"]
 
@@ -267,7 +267,9 @@ def run_jobs(
                 st.finish(j, _call(j.fn, j.args, j.kwargs, j.key))
         else:
             try:
-                _run_on(ex, todo, st)
+                # a local pool takes jobs as workers free up, so a job released late (a seed after its sweep)
+                # still runs before jobs listed after it; a cluster gets every ready job at once
+                _run_on(ex, todo, st, workers if executor in (None, "local") else None)
             finally:
                 if release is None:
                     ex.shutdown(wait=True, cancel_futures=True)
@@ -306,12 +308,13 @@ def _run_on(
     ex: Executor,  # where the jobs run
     todo: list,  # jobs without records, each after those it waits for
     st: _State,  # records and where they go
+    limit: int | None = None,  # jobs in flight at most (None: every ready job is submitted at once)
 ):
-    "Submit each job once the jobs it waits for have records; keep every record as it arrives."
+    "Submit each job once the jobs it waits for have records, earliest in `todo` first; keep every record as it arrives."
     pending, running, error = list(todo), {}, None
     while pending or running:
         ready = [j for j in pending if all(a in st.records for a in j.after)] if error is None else []
-        for j in ready:
+        for j in ready[: None if limit is None else max(0, limit - len(running))]:
             pending.remove(j)
             j = _prepared(j, st.records)
             running[ex.submit(_call, j.fn, j.args, j.kwargs, j.key)] = j

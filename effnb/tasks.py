@@ -209,36 +209,49 @@ def sample_length(
     multiple: int,  # lengths must be a multiple of this
     min_len: int,  # shortest valid length
     g: torch.Generator,  # randomness
-) -> int:  # a length in [max(L/2, min_len), L], a multiple of `multiple`
-    "Draw a training length uniformly from [L/2, L]."
-    lo = max(min_len, seq_len // 2)
+    min_frac: float = 0.5,  # the shortest length drawn is min_frac * L (at least min_len)
+    dist: str = "uniform",  # "uniform" over the lengths, or "log" (log-uniform: short lengths as often as long)
+) -> int:  # a length in [max(min_frac L, min_len), L], a multiple of `multiple`
+    "Draw a training length from [min_frac L, L]: uniformly, or log-uniformly (Pascanu et al. 2013 trained on 50-200)."
+    if not 0 < min_frac <= 1 or dist not in ("uniform", "log"):
+        raise ValueError(f"need 0 < min_frac <= 1 and dist 'uniform' or 'log', got {min_frac!r}, {dist!r}")
+    lo = max(min_len, int(seq_len * min_frac))
     lo += (-lo) % multiple
     hi = seq_len - seq_len % multiple
     if lo > hi:
         raise ValueError(
-            f"seq_len={seq_len} leaves no valid length in [L/2, L] (min {min_len}, multiple of {multiple})"
+            f"seq_len={seq_len} leaves no valid length in [{min_frac:g} L, L] (min {min_len}, multiple of {multiple})"
+        )
+    if dist == "log":  # the draw's log is uniform; rounded down to a multiple, never below lo
+        u = float(torch.rand((), generator=g))
+        return max(
+            lo,
+            int(math.exp(math.log(lo) + u * (math.log(hi + multiple) - math.log(lo)))) // multiple * multiple,
         )
     return lo + multiple * int(torch.randint(0, (hi - lo) // multiple + 1, (1,), generator=g))
 
 # %% ../nbs/02a_tasks.ipynb #3410a6a3
 def train_batch_fn(
     task: str | TaskSpec,  # task name
-    seq_len: int,  # L: lengths are drawn from [L/2, L] per step
+    seq_len: int,  # L: the longest training length
     batch_size: int,  # sequences per step
     seed: int = 0,  # stream seed
     randomize_length: bool = True,  # False: always L
     random_gap: bool = False,  # markers at the offsets of a random length in [min_len, l] (fixed-gap tasks)
+    min_frac: float = 0.5,  # lengths are drawn from [min_frac L, L] (see `sample_length`)
+    length_dist: str = "uniform",  # "uniform" or "log"
     **kwargs,  # passed to the task's generator
 ) -> Callable:  # step -> (tokens (b, l_step), labels (b,))
     "A `batch_fn` for `effnb.train.train`: deterministic in `(seed, step)`."
     spec = get_task(task)
-    sample_length(seq_len, spec.multiple, spec.min_len, torch.Generator())  # validate early
+    draw = lambda g: sample_length(seq_len, spec.multiple, spec.min_len, g, min_frac, length_dist)
+    draw(torch.Generator())  # validate early
     if random_gap and not spec.fixed_gap:
         raise ValueError(f"random_gap needs a task with a fixed-gap variant, and {spec.name} has none")
 
     def batch_fn(step: int) -> tuple:
         g = torch.Generator().manual_seed(step_seed(seed, step))
-        l = sample_length(seq_len, spec.multiple, spec.min_len, g) if randomize_length else seq_len
+        l = draw(g) if randomize_length else seq_len
         kw = kwargs
         if random_gap:  # markers 1 to l/min_len x closer to EOS
             kw = {**kwargs, "gap_from": int(torch.randint(spec.min_len, l + 1, (1,), generator=g))}

@@ -7,9 +7,9 @@ __all__ = ['TrainConfig', 'lr_factor', 'make_optimizer', 'step_seed', 'dist_info
            'save_checkpoint', 'load_checkpoint', 'TrainResult', 'train']
 
 # %% ../nbs/00a_train.ipynb #d5c3d7ef
-import os, math, time, random
+import os, math, time, random, dataclasses
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 # %% ../nbs/00a_train.ipynb #1fb5d51b
@@ -44,6 +44,14 @@ class TrainConfig:
     # a non-finite loss: "raise" a FloatingPointError, or "stop" and return what was trained, with `stopped` saying why
     # (a learning-rate sweep records a diverged run as a failed run instead of losing the whole sweep)
     on_nonfinite: str = "raise"
+    # early stopping, the budget rule "train until the validation curve flattens" (the same rule for every model):
+    monitor: str | None = (
+        None  # a key of eval_fn's dict, higher is better; its best model is restored at the end
+    )
+    patience: int = (
+        0  # stop after this many evaluations without an improvement > min_delta (0: never stop early)
+    )
+    min_delta: float = 0.0  # the smallest gain of `monitor` that counts as an improvement
 
     def __post_init__(self):
         if self.steps < 1:
@@ -58,6 +66,10 @@ class TrainConfig:
             raise ValueError(f"on_nonfinite must be 'raise' or 'stop', got {self.on_nonfinite!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.patience < 0 or self.min_delta < 0:
+            raise ValueError(f"need patience >= 0 and min_delta >= 0, got {self.patience}, {self.min_delta}")
+        if self.patience and not (self.monitor and self.eval_every):
+            raise ValueError("patience needs a monitor (a key of eval_fn's dict) and eval_every > 0")
 
 # %% ../nbs/00a_train.ipynb #dc6c09c0
 def lr_factor(
@@ -150,6 +162,7 @@ def save_checkpoint(
     step: int,  # number of completed steps
     history: list,
     evals: list,  # what `train` has recorded so far
+    extra: dict | None = None,  # more state to keep (`train` keeps its early-stopping state here)
 ) -> Path:
     "Save a resumable training state atomically."
     state = {
@@ -159,6 +172,7 @@ def save_checkpoint(
         "history": history,
         "evals": evals,
         "rng": _rng_state(),
+        **(extra or {}),
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -186,6 +200,10 @@ class TrainResult:
     seconds: float  # wall-clock of this call
     steps: int  # completed steps
     stopped: str | None = None  # why training stopped early (`on_nonfinite="stop"`), else None
+    best: dict = field(
+        default_factory=dict
+    )  # the evaluation with the best `monitor` (the model `train` returns)
+    plateau_step: int | None = None  # the step where `patience` stopped training, else None
 
 # %% ../nbs/00a_train.ipynb #77851621
 def _unpack(out) -> tuple[torch.Tensor, dict]:
@@ -215,6 +233,41 @@ def _evaluate(model, eval_fn, step, rank, world) -> dict | None:
         dist.barrier()
     return res
 
+# %% ../nbs/00a_train.ipynb #08774388
+class _EarlyStop:
+    "The best evaluation of `cfg.monitor`, its model's weights, and when `cfg.patience` evaluations passed without gain."
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg, self.best, self.weights, self.stale, self.stop_step = cfg, None, None, 0, None
+
+    def update(self, ev: dict, model: torch.nn.Module) -> None:
+        c = self.cfg
+        if not c.monitor:
+            return
+        if c.monitor not in ev:
+            raise KeyError(f"monitor {c.monitor!r} is not in eval_fn's result {sorted(ev)}")
+        if self.best is None or ev[c.monitor] > self.best[c.monitor] + c.min_delta:
+            self.best, self.stale = ev, 0
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.stale += 1
+        if c.patience and self.stale >= c.patience:
+            self.stop_step = ev["step"]
+
+    def state(self) -> dict:
+        return dict(best=self.best, weights=self.weights, stale=self.stale, stop_step=self.stop_step)
+
+    def load(self, st: dict | None) -> None:
+        if st:
+            self.best, self.weights, self.stale, self.stop_step = (
+                st[k] for k in ("best", "weights", "stale", "stop_step")
+            )
+
+    def restore(self, model: torch.nn.Module) -> None:
+        "Load the best evaluation's weights into `model` (nothing without a monitor)."
+        if self.weights is not None:
+            model.load_state_dict(self.weights)
+
 # %% ../nbs/00a_train.ipynb #3ce36b8f
 def train(
     model: torch.nn.Module,  # the model (moved to its device by the caller)
@@ -227,16 +280,22 @@ def train(
     device = next(model.parameters()).device
     distributed = init_distributed(device)
     rank, world = dist_info()
-    if distributed and cfg.on_nonfinite == "stop":
-        raise ValueError("on_nonfinite='stop' is for one process: ranks would stop at different steps")
+    if distributed and (cfg.on_nonfinite == "stop" or cfg.monitor):
+        raise ValueError(
+            "on_nonfinite='stop' and monitor are for one process: ranks would stop at different steps"
+        )
+    if cfg.monitor and eval_fn is None:
+        raise ValueError(f"monitor={cfg.monitor!r} needs an eval_fn that returns it")
     net = DDP(model) if distributed else model
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     history, evals, start = [], [], 0
+    es = _EarlyStop(cfg)
     seed_everything(cfg.seed + rank)
     if cfg.ckpt_path and Path(cfg.ckpt_path).exists():
         st = load_checkpoint(cfg.ckpt_path, model, opt)
         start, history, evals = st["step"], st["history"], st["evals"]
+        es.load(st.get("early_stop"))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg), last_epoch=start - 1)
         _set_rng_state(st["rng"])
     t0 = time.perf_counter()
@@ -251,7 +310,7 @@ def train(
         mininterval=1.0,
     )
     stopped, done = None, start
-    for step in bar:
+    for step in bar if es.stop_step is None else ():
         try:
             _train_step(
                 _Loop(net, model, opt, sched, batch_fn, loss_fn, cfg, rank, world, history, bar), step
@@ -271,13 +330,19 @@ def train(
             e = _evaluate(model, eval_fn, done, rank, world)
             if e is not None:
                 evals.append(e)
+                es.update(e, model)
+        last = last or es.stop_step is not None
         if cfg.ckpt_path and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or last):
             if rank == 0:
-                save_checkpoint(cfg.ckpt_path, model, opt, done, history, evals)
+                save_checkpoint(cfg.ckpt_path, model, opt, done, history, evals, {"early_stop": es.state()})
             if world > 1:
                 dist.barrier()
+        if last:
+            break
     bar.close()
-    return TrainResult(history, evals, evals[-1] if evals else {}, time.perf_counter() - t0, done, stopped)
+    es.restore(model)
+    res = TrainResult(history, evals, evals[-1] if evals else {}, time.perf_counter() - t0, done, stopped)
+    return dataclasses.replace(res, best=es.best or {}, plateau_step=es.stop_step)
 
 # %% ../nbs/00a_train.ipynb #9907a54e
 @dataclass

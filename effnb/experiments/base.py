@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 from ..core import save_json, load_json, atomic_path, to_jsonable
 from ..stats import mean_std_ci, wilson_interval
-from .provenance import RESULTS_SUBDIR, repo_root, load_avg
+from ..core import RESULTS_SUBDIR, repo_root
+from .provenance import load_avg
 from .figures import set_plot_style, save_figure
 
 # %% ../../nbs/10_experiments.ipynb #ab20ef97

@@ -19,7 +19,7 @@ from effnb.experiments.base import (
     results_dir,
 )
 from .provenance import run_seconds, _resumed
-from .tables import markdown_table
+from ..core import markdown_table
 
 # %% ../../nbs/10d_findings.ipynb #795a396c
 def _row(exp: Experiment, i: int, root: Path) -> list:

@@ -27,7 +27,7 @@ from ..scan import auto_backend
 from .base import Experiment, metric, fmt_metric, best_lr, verdict, NOT_RESOLVED
 from .provenance import run_meta
 from ..runner import Job, run_jobs, checkpoints
-from .tables import markdown_table
+from ..core import markdown_table
 
 # %% ../../nbs/12a_images_experiment.ipynb #e207bff9
 def image_sequences(

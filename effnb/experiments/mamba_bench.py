@@ -21,7 +21,7 @@ from ..mamba import MambaConfig, MambaLM, MambaCache
 from ..scan import selective_scan, random_scan_inputs, auto_backend
 from .provenance import load_avg
 from .base import preset_config
-from .tables import markdown_table
+from ..core import markdown_table
 
 # %% ../../nbs/11a_mamba_bench.ipynb #a15954da
 @dataclass

@@ -38,7 +38,7 @@ from ..runner import Job, run_jobs, checkpoints
 from .base import preset_config
 from .mamba_bench import bench_mamba, bench_findings
 from .provenance import load_avg
-from .tables import markdown_table
+from ..core import markdown_table
 
 # %% ../../nbs/11_ssm_experiment.ipynb #e3b206d9
 def selective_copying_batch(

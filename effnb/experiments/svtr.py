@@ -12,7 +12,7 @@ __all__ = ['PRESETS', 'VLM_EXPERIMENTS', 'HEADLINE_RATIOS', 'EXPERIMENT', 'SVTRC
 import time, importlib
 from pathlib import Path
 from dataclasses import dataclass, asdict
-from .tables import markdown_table
+from ..core import markdown_table
 
 # %% ../../nbs/14_svtr_experiment.ipynb #57163693
 import numpy as np
@@ -55,7 +55,8 @@ from effnb.experiments.base import (
     NOT_RESOLVED,
     get_experiment,
 )
-from .provenance import run_meta, repo_root
+from ..core import repo_root
+from .provenance import run_meta
 from .tables import headline_table
 from .vlm import run_config as vlm_run_config
 

@@ -18,7 +18,7 @@ from effnb.experiments.svtr import (
     method_row,
     paired_side,
 )
-from .tables import markdown_table
+from ..core import markdown_table
 
 # %% ../../nbs/14a_svtr_objects_experiment.ipynb #a32973aa
 PRESETS = {k: dataclasses.replace(p, vlm_experiment="objects") for k, p in SVTR_PRESETS.items()}

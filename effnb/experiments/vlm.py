@@ -14,7 +14,7 @@ import time, json, tempfile, dataclasses, contextlib, importlib
 from typing import Callable
 from pathlib import Path
 from dataclasses import dataclass, asdict
-from .tables import markdown_table
+from ..core import markdown_table
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0005
 import numpy as np
