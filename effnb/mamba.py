@@ -423,13 +423,21 @@ def generate(
 
 # %% ../nbs/01a_mamba.ipynb #4887f88a
 class MambaForSequenceClassification(nn.Module):
-    "Mamba backbone + linear head on the last real token: ids (b, l) or embeds (b, l, d_model) -> (b, labels)."
+    "Mamba backbone + linear head on the last real token (or their mean): ids (b, l) or embeds (b, l, d_model) -> (b, labels)."
 
-    def __init__(self, config: MambaConfig, num_labels: int, mixer_cls: Callable | None = None):
+    def __init__(
+        self,
+        config: MambaConfig,
+        num_labels: int,
+        mixer_cls: Callable | None = None,
+        readout: str = "last",  # "last" real token, or "mean" over the real tokens (S4's classifiers pool this way)
+    ):
         super().__init__()
         if num_labels < 1:
             raise ValueError(f"num_labels must be >= 1, got {num_labels}")
-        self.config, self.num_labels = config, num_labels
+        if readout not in ("last", "mean"):
+            raise ValueError(f"readout must be 'last' or 'mean', got {readout!r}")
+        self.config, self.num_labels, self.readout = config, num_labels, readout
         self.backbone = MambaModel(config, mixer_cls)
         self.score = nn.Linear(config.d_model, num_labels, bias=False)
 
@@ -437,6 +445,11 @@ class MambaForSequenceClassification(nn.Module):
         self, input_ids=None, attention_mask: torch.Tensor | None = None, inputs_embeds=None
     ) -> torch.Tensor:
         h = self.backbone(input_ids, inputs_embeds)  # (b, l, d_model)
+        if self.readout == "mean":  # the causal mean at the last real token
+            if attention_mask is None:
+                return self.score(h.mean(1))  # (b, num_labels)
+            m = attention_mask.to(h.dtype)[..., None]  # (b, l, 1)
+            return self.score((h * m).sum(1) / m.sum(1).clamp(min=1))  # (b, num_labels)
         last = (
             attention_mask.long().sum(1) - 1
             if attention_mask is not None

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MODELS', 'MultiScaleConfig', 'MultiScaleMixer', 'block_pool', 'shift_blocks', 'MultiScaleState', 'stream_mixer',
            'mixer_flops', 'flops_per_token', 'state_updates_per_token', 'state_size', 'multiscale_mixer_cls',
-           'RNNClassifier', 'TransformerClassifier', 'MeanPoolMLP', 'build_model', 'stream_classifier', 'stream_rnn',
-           'model_flops_per_token', 'predict', 'accuracy']
+           'RNNClassifier', 'TransformerClassifier', 'MeanPoolMLP', 'IntensityEmbedding', 'build_model',
+           'stream_classifier', 'stream_rnn', 'model_flops_per_token', 'predict', 'accuracy']
 
 # %% ../nbs/02_multiscale.ipynb #d1a7535f
 import dataclasses
@@ -360,10 +360,14 @@ class RNNClassifier(nn.Module):
             with torch.no_grad():
                 self.rnn.bias_ih_l0[hidden : 2 * hidden].fill_(forget_bias)
                 self.rnn.bias_hh_l0[hidden : 2 * hidden].zero_()
-        self.score = nn.Linear(hidden, n_classes)
+        self.score, self.readout = (
+            nn.Linear(hidden, n_classes),
+            "last",
+        )  # readout: "last" step or "mean" over time
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (b, l) -> (b, n_classes)
-        return self.score(self.rnn(self.embeddings(input_ids))[0][:, -1])  # (b, hidden) at the last step
+        o = self.rnn(self.embeddings(input_ids))[0]  # (b, l, hidden)
+        return self.score(o.mean(1) if self.readout == "mean" else o[:, -1])  # (b, hidden) -> (b, n_classes)
 
 # %% ../nbs/02_multiscale.ipynb #13794dbd
 class TransformerClassifier(nn.Module):
@@ -392,13 +396,15 @@ class TransformerClassifier(nn.Module):
         )
         self.layers = nn.ModuleList([block() for _ in range(n_layer)])
         self.norm_f, self.score = nn.LayerNorm(d_model), nn.Linear(d_model, n_classes)
+        self.readout = "last"  # "last" token or "mean" over time
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (b, l) -> (b, n_classes)
         x = self.embeddings(input_ids)  # (b, l, d)
         for layer in self.layers:
             x = x + layer["attn"](layer["ln1"](x))  # causal, RoPE on queries and keys
             x = x + layer["mlp"](layer["ln2"](x))
-        return self.score(self.norm_f(x[:, -1]))  # (b, n_classes)
+        x = self.norm_f(x)  # (b, l, d)
+        return self.score(x.mean(1) if self.readout == "mean" else x[:, -1])  # (b, n_classes)
 
 # %% ../nbs/02_multiscale.ipynb #d0590a8a
 class MeanPoolMLP(nn.Module):
@@ -461,6 +467,38 @@ def _build(name: str, spec, d: int, n_layer: int, msc: MultiScaleConfig, width: 
         return MeanPoolMLP(spec.vocab_size, spec.n_classes, d, width)
     raise ValueError(f"unknown model {name!r}: expected one of {MODELS}")
 
+# %% ../nbs/02_multiscale.ipynb #feacc1ef
+class IntensityEmbedding(nn.Module):
+    "A token's value through a linear map, in place of an embedding: ids (b, l) in [0, levels) -> (b, l, d)."
+
+    def __init__(
+        self,
+        levels: int,  # token values 0 .. levels - 1 (pixel intensities), scaled to [0, 1]
+        embedding_dim: int,  # d
+    ):
+        super().__init__()
+        if levels < 2:
+            raise ValueError(f"levels must be >= 2, got {levels}")
+        self.levels, self.embedding_dim, self.proj = levels, embedding_dim, nn.Linear(1, embedding_dim)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = input_ids.to(self.proj.weight.dtype) / (self.levels - 1)  # (b, l) in [0, 1]
+        return self.proj(x[..., None])  # (b, l, 1) -> (b, l, d)
+
+
+def _adapt(model: nn.Module, inputs: str, readout: str) -> nn.Module:
+    "A zoo model with `IntensityEmbedding` inputs (inputs='intensity') and its head reading `readout`."
+    if inputs not in ("tokens", "intensity") or readout not in ("last", "mean"):
+        raise ValueError(
+            f"need inputs 'tokens' or 'intensity' and readout 'last' or 'mean', got {inputs!r}, {readout!r}"
+        )
+    owner = model.backbone if isinstance(model, MambaForSequenceClassification) else model
+    if inputs == "intensity":
+        owner.embeddings = IntensityEmbedding(owner.embeddings.num_embeddings, owner.embeddings.embedding_dim)
+    if hasattr(model, "readout"):  # MeanPoolMLP has no other readout
+        model.readout = readout
+    return model
+
 # %% ../nbs/02_multiscale.ipynb #175467ce
 _WIDTHS = dict(lstm=range(8, 257), gru=range(8, 257), transformer=range(8, 1025), meanpool=range(8, 513))
 
@@ -471,15 +509,17 @@ def build_model(
     d_model: int = 32,  # width of every model
     n_layer: int = 2,  # depth of the SSM models and the Transformer
     msc: MultiScaleConfig | None = None,  # the multi-scale layer's settings (period, pooling, ...)
+    inputs: str = "tokens",  # "tokens" (an embedding per token) or "intensity" (a linear map of the token's value)
+    readout: str = "last",  # the head reads the "last" position or the "mean" over time (MeanPoolMLP: always the mean)
 ) -> nn.Module:
     "Build a model of the comparison, parameter-matched to the multi-scale model."
     spec, msc = get_task(task), msc or MultiScaleConfig()
+    make = lambda n, w: _adapt(_build(n, spec, d_model, n_layer, msc, w), inputs, readout)
     if name not in _WIDTHS:
-        return _build(name, spec, d_model, n_layer, msc, None)
-    target = count_parameters(_build("multiscale", spec, d_model, n_layer, msc, None))
-    n_params = lambda w: count_parameters(_build(name, spec, d_model, n_layer, msc, w))
-    w = min(_WIDTHS[name], key=lambda w: abs(n_params(w) - target))
-    return _build(name, spec, d_model, n_layer, msc, w)
+        return make(name, None)
+    target = count_parameters(make("multiscale", None))
+    w = min(_WIDTHS[name], key=lambda w: abs(count_parameters(make(name, w)) - target))
+    return make(name, w)
 
 # %% ../nbs/02_multiscale.ipynb #61ea4765
 def _mixer_state(m: nn.Module, b: int, device=None):
@@ -497,6 +537,10 @@ def stream_classifier(
     input_ids: torch.Tensor,  # (b, l)
 ) -> torch.Tensor:  # (b, n_classes)
     "Classify by streaming tokens one at a time through every block's recurrent state."
+    if model.readout != "last":
+        raise ValueError(
+            f"streaming classifies from the last token; this model's readout is {model.readout!r}"
+        )
     bb = model.backbone
     b, l = input_ids.shape
     states = [_mixer_state(layer.mixer, b, input_ids.device) for layer in bb.layers]
@@ -515,6 +559,10 @@ def stream_rnn(
     input_ids: torch.Tensor,  # (b, l)
 ) -> torch.Tensor:  # (b, n_classes)
     "Classify by feeding an RNN classifier one token at a time, carrying its recurrent state."
+    if model.readout != "last":
+        raise ValueError(
+            f"streaming classifies from the last token; this model's readout is {model.readout!r}"
+        )
     st = None
     for t in range(input_ids.shape[1]):
         out, st = model.rnn(model.embeddings(input_ids[:, t : t + 1]), st)  # out (b, 1, hidden)

@@ -64,8 +64,9 @@ class ImagesConfig:
         default_factory=lambda: MultiScaleConfig(period=8, pool="mean", pool_source="fast")
     )
     lrs: tuple = (1e-3, 3e-3, 1e-2)  # the grid, the same for every model, chosen on validation accuracy
-    seed: int = 0  # runs use seed, seed + 1, ...; the sweep uses the first
+    seed: int = 0  # runs use seed, seed + 1, ...; without `sweep_seeds` the sweep uses the first
     n_seeds: int = 3  # seeds per model and task
+    sweep_seeds: tuple = ()  # seeds that only run the lr sweep, never reported (empty: the first reported seed)
     d_model: int = 32  # width of every model (baselines parameter-matched to the multi-scale model)
     n_layer: int = 2  # depth
     steps: int = 300  # optimizer steps per run
@@ -76,6 +77,15 @@ class ImagesConfig:
     n_test: int | None = None  # test images (None: the whole test split)
     toy_size: int = 8  # image side of the `toy` dataset
     levels: int = 256  # intensity levels (tokens)
+    inputs: str = (
+        "tokens"  # "tokens": a `levels`-way embedding; "intensity": a linear map of the pixel's value
+    )
+    readout: str = "last"  # the head reads the "last" pixel or the "mean" over all of them
+    eval_every: int = 0  # validation accuracy every N steps, kept as the run's curve (0: only at the end)
+    patience: int = (
+        0  # stop after this many evaluations without a gain; the best model is tested (0: all steps)
+    )
+    min_delta: float = 0.0  # the smallest validation gain that counts (a fraction)
     threads: int = 1  # torch threads per process
     workers: int = 1  # runs in parallel processes
     executor: str = "local"  # where runs train: "local" (`workers` processes), "dask://HOST:PORT" or "slurm"
@@ -149,8 +159,22 @@ def make_model(cfg: ImagesConfig, label: str) -> torch.nn.Module:
             cfg.d_model,
             cfg.n_layer,
             dataclasses.replace(cfg.msc, period=int(m[1])),
+            cfg.inputs,
+            cfg.readout,
         )
-    return build_model(label, task_spec(cfg), cfg.d_model, cfg.n_layer, cfg.msc)
+    return build_model(label, task_spec(cfg), cfg.d_model, cfg.n_layer, cfg.msc, cfg.inputs, cfg.readout)
+
+# %% ../../nbs/12a_images_experiment.ipynb #4f9da2ba
+def _check_config(cfg: ImagesConfig) -> None:
+    "Raise a `ValueError` for settings that cannot run."
+    if cfg.inputs not in ("tokens", "intensity") or cfg.readout not in ("last", "mean"):
+        raise ValueError(
+            f"need inputs 'tokens' or 'intensity' and readout 'last' or 'mean', got {cfg.inputs!r}, {cfg.readout!r}"
+        )
+    if set(cfg.sweep_seeds) & {cfg.seed + i for i in range(cfg.n_seeds)}:
+        raise ValueError(f"sweep_seeds {cfg.sweep_seeds} must not be reported seeds")
+    if cfg.patience and not cfg.eval_every:
+        raise ValueError("patience needs eval_every > 0 (the validation curve it watches)")
 
 # %% ../../nbs/12a_images_experiment.ipynb #180b9f2c
 def _run_one(cfg: dict, order: str, label: str, lr: float, seed: int) -> dict:
@@ -174,9 +198,14 @@ def _run_one(cfg: dict, order: str, label: str, lr: float, seed: int) -> dict:
         progress=cfg.progress,
         desc=f"{order}/{label}",
         on_nonfinite="stop",
+        eval_every=cfg.eval_every,
+        monitor="val" if cfg.eval_every else None,  # the best validation model is the one tested
+        patience=cfg.patience,
+        min_delta=cfg.min_delta,
     )
+    ev = (lambda m: {"val": accuracy(m, *d["val"])}) if cfg.eval_every else None
     with num_threads(cfg.threads):
-        res = train(model, batch, loss, tc)
+        res = train(model, batch, loss, tc, ev)
         val, test = accuracy(model, *d["val"]), accuracy(model, *d["test"])  # on the model's device
     return dict(
         task=order,
@@ -190,6 +219,10 @@ def _run_one(cfg: dict, order: str, label: str, lr: float, seed: int) -> dict:
         seconds=res.seconds,
         step_seconds=res.seconds / max(1, res.steps),
         history=res.history,
+        evals=res.evals,  # the validation curve
+        steps=res.steps,
+        best_step=res.best.get("step"),  # the tested model's step (None without evaluations)
+        plateau_step=res.plateau_step,  # where the validation curve flattened (None: ran all steps)
         **_costs(model, x.shape[1]),
     )
 
@@ -226,11 +259,13 @@ def run(
     out: str | Path | None = None,  # keeps finished runs in OUT/checkpoints/PRESET-HASH until the run ends
 ) -> dict:  # meta, config, chosen_lr, runs, summary, headline
     "Sweep the lr of every model on validation, train every seed of every order at its winner, test once."
+    _check_config(cfg)
     t0, seeds, first = time.perf_counter(), [cfg.seed + i for i in range(cfg.n_seeds)], cfg.tasks[0]
     sweep = len(cfg.lrs) > 1
+    on = list(cfg.sweep_seeds) or seeds[:1]  # the sweep's seeds
     with checkpoints(out, cfg, cfg.ckpt_dir) as ckpt:  # a killed run resumes: finished runs are not rerun
         runs = _runs(
-            cfg, [(first, m, lr, seeds[0]) for m in cfg.models for lr in cfg.lrs] if sweep else [], ckpt
+            cfg, [(first, m, lr, s) for m in cfg.models for lr in cfg.lrs for s in on] if sweep else [], ckpt
         )
         chosen = {
             m: best_lr([r for r in runs if r["model"] == m], "val") if sweep else cfg.lrs[0]
@@ -244,11 +279,12 @@ def run(
             for o in cfg.tasks
             for m, lr in chosen.items()
             for s in seeds
-            if not (sweep and o == first and s == seeds[0] and m in cfg.models)
+            if not (sweep and not cfg.sweep_seeds and o == first and s == seeds[0] and m in cfg.models)
         ]
         runs += _runs(cfg, rest, ckpt)
     for r in runs:
-        r["chosen"] = r["lr"] == chosen[r["model"]]
+        r["heldout"] = r["seed"] in cfg.sweep_seeds  # a sweep seed chooses the lr and is never reported
+        r["chosen"] = r["lr"] == chosen[r["model"]] and not r["heldout"]
     res = dict(config=asdict(cfg), chosen_lr=chosen, runs=runs, summary=summarise(runs))
     res["headline"] = _image_headline(res, cfg)
     res["meta"] = {
@@ -319,16 +355,15 @@ def summary_table(res: dict) -> str:
 
 # %% ../../nbs/12a_images_experiment.ipynb #82c76c3f
 def image_sweep_table(res: dict) -> str:
-    "Markdown: the validation accuracy of every model at every lr of the sweep (the first seed, first order)."
-    sw = [
-        r
-        for r in res["runs"]
-        if r["seed"] == res["config"]["seed"] and r["task"] == res["config"]["tasks"][0]
-    ]
+    "Markdown: the validation accuracy of every model at every lr of the sweep (first order; mean over its seeds)."
+    c = res["config"]
+    on = set(c.get("sweep_seeds") or ()) or {c["seed"]}
+    sw = [r for r in res["runs"] if r["seed"] in on and r["task"] == c["tasks"][0]]
     lrs = sorted({r["lr"] for r in sw})
     rows = []
-    for m in res["config"]["models"]:
-        v = {r["lr"]: r["val"] for r in sw if r["model"] == m}
+    for m in c["models"]:
+        v = {x: np.mean([r["val"] for r in sw if r["model"] == m and r["lr"] == x]) for x in lrs}
+        v = {x: a for x, a in v.items() if a == a}  # lrs this model ran (the mean of none is NaN)
         cells = [f"{100 * v[x]:.1f}" if x in v else "-" for x in lrs]
         rows.append([m, *cells, f"{res['chosen_lr'][m]:g}"])
     return markdown_table(rows, ["model", *(f"lr {x:g}" for x in lrs), "chosen"])
