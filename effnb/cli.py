@@ -92,7 +92,7 @@ def make_parser() -> argparse.ArgumentParser:
 class UsageError(Exception):
     "A bad command line; `main` prints it and exits with status 2."
 
-
+# %% ../nbs/20_cli.ipynb #22566d0f
 def _select(names: list, table: dict, kind: str) -> list:
     from effnb.experiments.base import EXTRA_NAMES
 
@@ -177,7 +177,7 @@ def _references(
             out.setdefault(r["meta"]["preset"], r)
     return out
 
-
+# %% ../nbs/20_cli.ipynb #da063c6a
 def _summary_table(
     res: dict,  # this run's results
     same: dict | None,  # committed results of the same preset (the expected range), if any
@@ -330,7 +330,7 @@ def _bench_overrides(args) -> dict:
     kw = {"threads": args.threads, "device": args.device, "progress": not args.no_progress}
     return {k: v for k, v in kw.items() if v is not None}
 
-
+# %% ../nbs/20_cli.ipynb #c4ef0e0c
 def cmd_bench(args) -> int:
     "Run the selected benchmarks (those the experiments declare) and print their tables."
     from effnb.core import env_info, save_json, to_jsonable

@@ -192,7 +192,7 @@ def _cell(v) -> str:
     "A table cell: `-` for None, `|` escaped."
     return "-" if v is None else str(v).replace("|", "\\|")
 
-
+# %% ../nbs/00_core.ipynb #e59bdc67
 def markdown_table(
     rows: list,  # dicts (keys are columns), or lists of cells in the order of `columns`
     columns: list | dict | None = None,  # headers; for dict rows the keys to show, or {key: header}
@@ -283,7 +283,7 @@ def time_interleaved(
 # %% ../nbs/00_core.ipynb #1238c9a7
 RESULTS_SUBDIR = Path("nbs", "results")  # the committed results, relative to the repository root
 
-
+# %% ../nbs/00_core.ipynb #f1357fda
 def repo_root() -> Path | None:
     "The effnb repository this package was installed from (editable installs), or None."
     root = Path(effnb.__file__).resolve().parent.parent
@@ -326,9 +326,11 @@ def count_parameters(
 
 # %% ../nbs/00_core.ipynb #a323abc8
 _OPTIONAL = ("transformers", "safetensors", "mamba_ssm", "causal_conv1d", "mambapy", "sklearn")
+
+# %% ../nbs/00_core.ipynb #642eaa69
 _DISTRIBUTIONS = {"sklearn": "scikit-learn", "mamba_ssm": "mamba-ssm", "causal_conv1d": "causal-conv1d"}
 
-
+# %% ../nbs/00_core.ipynb #6a0ecc2c
 def _version(mod: str) -> str | None:
     "The installed version of `mod`'s distribution, read from its metadata (without importing it), or None."
     try:
@@ -419,7 +421,7 @@ def save_json(
         tmp.write_text(text + "\n")
     return Path(path)
 
-
+# %% ../nbs/00_core.ipynb #4b63ab37
 def load_json(path: str | Path) -> Any:
     "Read a JSON file."
     return json.loads(Path(path).read_text())

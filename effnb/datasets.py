@@ -25,7 +25,7 @@ IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }  # type code -> dtype (multi-byte values are big-endian)
 
-
+# %% ../nbs/05_datasets.ipynb #eb6d1c95
 class IDXError(ValueError):
     "A file that is not a complete IDX file."
 
@@ -93,7 +93,7 @@ class IDXFile:
     md5: str  # MD5 of the published .gz file
     sha256: str | None = None  # SHA-256 of the decompressed bytes (None: not known)
 
-
+# %% ../nbs/05_datasets.ipynb #fc221f27
 @dataclass(frozen=True)
 class IDXDataset:
     "An image classification dataset stored as IDX files."
@@ -154,7 +154,7 @@ DATASETS = {
 def _digest(data: bytes, algo: str) -> str:
     return hashlib.new(algo, data).hexdigest()
 
-
+# %% ../nbs/05_datasets.ipynb #b8258065
 def verify_file(
     path: str | Path,  # a local copy of `f`
     f: IDXFile,  # what it should be
@@ -181,7 +181,7 @@ def cache_dir() -> Path:
         return Path(os.environ["EFFNB_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "effnb"
 
-
+# %% ../nbs/05_datasets.ipynb #0b0d40d7
 def _debian_dirs(package: str | None) -> list:
     "Folders the Debian package installed IDX files into (`dpkg -L`), or [] without dpkg or the package."
     if not package or shutil.which("dpkg") is None:
@@ -197,7 +197,7 @@ def _file_in(folder: Path, f: IDXFile) -> Path | None:
             return folder / name
     return None
 
-
+# %% ../nbs/05_datasets.ipynb #d280d1a7
 def _complete(folder: Path, ds: IDXDataset) -> dict | None:
     "{key: path} when `folder` holds every file of `ds` and each passes `verify_file`; else None."
     paths = {k: _file_in(folder, f) for k, f in ds.files.items()}
@@ -279,7 +279,7 @@ def dataset_available(
         return False
     return True
 
-
+# %% ../nbs/05_datasets.ipynb #fac81e7b
 def install_hint(
     name: str = "fashion_mnist",  # a key of `DATASETS` (or spelt with `-`)
 ) -> str:  # one line for a cell that skips

@@ -467,7 +467,7 @@ def _build(name: str, spec, d: int, n_layer: int, msc: MultiScaleConfig, width: 
         return MeanPoolMLP(spec.vocab_size, spec.n_classes, d, width)
     raise ValueError(f"unknown model {name!r}: expected one of {MODELS}")
 
-# %% ../nbs/02_multiscale.ipynb #feacc1ef
+# %% ../nbs/02_multiscale.ipynb #fca057af
 class IntensityEmbedding(nn.Module):
     "A token's value through a linear map, in place of an embedding: ids (b, l) in [0, levels) -> (b, l, d)."
 
@@ -485,7 +485,7 @@ class IntensityEmbedding(nn.Module):
         x = input_ids.to(self.proj.weight.dtype) / (self.levels - 1)  # (b, l) in [0, 1]
         return self.proj(x[..., None])  # (b, l, 1) -> (b, l, d)
 
-
+# %% ../nbs/02_multiscale.ipynb #b45d68ba
 def _adapt(model: nn.Module, inputs: str, readout: str) -> nn.Module:
     "A zoo model with `IntensityEmbedding` inputs (inputs='intensity') and its head reading `readout`."
     if inputs not in ("tokens", "intensity") or readout not in ("last", "mean"):

@@ -324,7 +324,7 @@ def _pool_regions(
             centre.append((r0 + (r1 - r0) // 2) * w + c0 + (c1 - c0) // 2)
     return region.flatten(), torch.tensor(centre)
 
-
+# %% ../nbs/04_reduction.ipynb #03a8d0fd
 def pool_tokens(
     features: torch.Tensor,  # (b, n, d) with n = h·w, raster order
     n_keep: int,  # tokens out: exactly this many regions
@@ -394,7 +394,7 @@ def _scored_input(
     everything = Reduced(features, torch.arange(n, device=features.device).expand(b, n), scores=s)
     return b, n, d, s, everything if n_keep == n else None
 
-
+# %% ../nbs/04_reduction.ipynb #e0c00916
 def visionzip_tokens(
     features: torch.Tensor,  # (b, n, d) visual tokens, raster order
     n_keep: int,  # tokens out: dominant + contextual
@@ -441,7 +441,7 @@ def prumerge_budget(
     q1, q3 = cls_attention.float().quantile(torch.tensor([0.25, 0.75]), dim=-1)  # (b,), (b,)
     return (cls_attention > (q3 + 1.5 * (q3 - q1))[:, None]).sum(-1).clamp(min=1)
 
-
+# %% ../nbs/04_reduction.ipynb #d87dfa89
 def prumerge_tokens(
     features: torch.Tensor,  # (b, n, d) visual tokens, raster order
     n_keep: int,  # tokens out: n_keep - 1 kept and merged, plus one token of everything pruned

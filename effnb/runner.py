@@ -197,7 +197,7 @@ def _process_pool(workers: int) -> Executor:
 
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
-
+# %% ../nbs/00c_runner.ipynb #a0ddf14f
 def _dask_executor(spec: str) -> tuple:
     "A Dask distributed client's executor at HOST:PORT, and the function that closes the client."
     try:
@@ -229,7 +229,7 @@ def _commit() -> str | None:
 
     return git_state()["commit"]
 
-
+# %% ../nbs/00c_runner.ipynb #b6d39ad7
 def _prepared(job: Job, records: dict) -> Job:
     "The job to run: `job.prepare(job, records)` when it has one."
     if job.prepare is None:
@@ -339,7 +339,7 @@ EXECUTION_FIELDS = (
     "ckpt_dir",
 )  # how a run is executed, not what
 
-
+# %% ../nbs/00c_runner.ipynb #d6026b80
 def config_tag(
     cfg,  # a config dataclass with a `preset` field
 ) -> str:  # PRESET-HASH

@@ -36,7 +36,7 @@ def _check(name: str, t, shape: tuple, dtypes: tuple, device) -> None:
 # %% ../nbs/01_scan.ipynb #401da3cb
 _HALF = (torch.float16, torch.bfloat16)
 
-
+# %% ../nbs/01_scan.ipynb #0ea130a4
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     "Half-precision inputs accumulate in float32; float32 and float64 compute in their own precision."
     if not dtype.is_floating_point:
@@ -102,7 +102,7 @@ def _prologue(u, delta, A, B, C, delta_bias, delta_softplus) -> tuple:
         delta = F.softplus(delta)  # Δ > 0
     return u, delta, A, B, C
 
-
+# %% ../nbs/01_scan.ipynb #1170c71e
 def _epilogue(y: torch.Tensor, u: torch.Tensor, D, z) -> torch.Tensor:
     "The skip `y + D u` and the gate `y · silu(z)`, in the compute dtype of `y`."
     if D is not None:
@@ -257,7 +257,7 @@ class _ScanGrads:
     B: torch.Tensor  # (l, b, n) if B is selective, else (d, n)
     C: torch.Tensor  # (l, b, n) if C is selective, else (d, n)
 
-
+# %% ../nbs/01_scan.ipynb #39f204da
 @dataclass
 class _Chunk:
     "One chunk [c0, c1) of the reverse scan: its states, discretised inputs, adjoints and output gradient."
@@ -270,7 +270,7 @@ class _Chunk:
     gy: torch.Tensor  # (t, b, d) ∂L/∂y_t
     G: torch.Tensor  # (t, b, d, n) scratch
 
-
+# %% ../nbs/01_scan.ipynb #d1a22032
 def _scan_bwd_grads(ch: _Chunk, inputs: tuple, g: _ScanGrads) -> None:
     "Turn one chunk's states and adjoints into gradients, in place; `inputs` = (Δ, Δx, A, B, C), time-major."
     dT, duT, A, BT, CT = inputs
@@ -300,14 +300,14 @@ def _scan_bwd_grads(ch: _Chunk, inputs: tuple, g: _ScanGrads) -> None:
 # the fast scan keeps every h_t and Ā_t for its backward when both fit in 256 MiB; above, it recomputes them
 FAST_SAVE_BYTES = 1 << 28
 
-
+# %% ../nbs/01_scan.ipynb #c06450e1
 def _save_mode(ctx, u: torch.Tensor, n: int) -> str:
     "'none' (no gradient), 'all' (every state and Ā fit in `FAST_SAVE_BYTES`) or 'chunks' (chunk starts)."
     if not any(ctx.needs_input_grad[:5]) and not ctx.needs_input_grad[-1]:
         return "none"  # the last input is h_0
     return "all" if 2 * u.numel() * n * u.element_size() <= FAST_SAVE_BYTES else "chunks"
 
-
+# %% ../nbs/01_scan.ipynb #134ebbce
 class _FastScan(torch.autograd.Function):
     "y, last_state = scan(u, Δ, A, B, C), chunked forward and backward (states kept or recomputed)."
 
@@ -382,10 +382,10 @@ def _at(X: torch.Tensor, c0: int, c1: int) -> torch.Tensor:
     "Steps `c0:c1` of a time-major selective B/C (l, b, n); a time-invariant (d, n) one is returned whole."
     return X[c0:c1] if X.dim() == 3 else X
 
-
+# %% ../nbs/01_scan.ipynb #5d040978
 _COMPILED = {}
 
-
+# %% ../nbs/01_scan.ipynb #e270d6f7
 def _chunk_kernels(compiled: bool) -> tuple:
     "(forward, backward) chunk functions, compiled once per process by `torch.compile`, or the eager ones."
     if not compiled:
@@ -402,7 +402,7 @@ def _chunk_kernels(compiled: bool) -> tuple:
         )
     return _COMPILED["fwd"], _COMPILED["bwd"]
 
-
+# %% ../nbs/01_scan.ipynb #e9e1e6a9
 def _run_kernel(fn, *args):
     "Call a (compiled) chunk function; turn a compiler failure into an error that says what to do."
     try:
@@ -491,7 +491,11 @@ class _FusedScan(torch.autograd.Function):
 
 # %% ../nbs/01_scan.ipynb #a91f5595
 _CSRC = Path(effnb.__file__).parent / "csrc"  # the C++ sources, shipped as package data
+
+# %% ../nbs/01_scan.ipynb #e4719b22
 _NATIVE_SOURCES = ("selective_scan.cpp", "mamba_inner.cpp", "bindings.cpp")  # kernels.h declares their API
+
+# %% ../nbs/01_scan.ipynb #86638ba5
 _NATIVE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp")
 
 # %% ../nbs/01_scan.ipynb #e66c9e63
@@ -507,12 +511,12 @@ def _native_build_dir() -> Path:
 # %% ../nbs/01_scan.ipynb #74896748
 _NATIVE = {}
 
-
+# %% ../nbs/01_scan.ipynb #637c192c
 def _native_cached() -> bool:
     "Whether this build of the native kernels is on disk already (loading it then takes a second)."
     return any(_native_build_dir().glob("*.so"))
 
-
+# %% ../nbs/01_scan.ipynb #b7d81e4e
 def _native_module():
     "The C++ kernels of `effnb/csrc`, built by `torch.utils.cpp_extension.load` on first use (kept on disk)."
     if "mod" not in _NATIVE:
@@ -603,7 +607,7 @@ def _mamba_ssm_scan():
 # %% ../nbs/01_scan.ipynb #19befe4b
 _BACKENDS = ("auto", "ref", "fast", "compiled", "native", "cuda")
 
-
+# %% ../nbs/01_scan.ipynb #edc0ebbc
 def _native_ok() -> bool:
     "Whether `auto` may use the native kernel: it builds here (tried once per process) and EFFNB_NATIVE is not 0."
     if os.environ.get("EFFNB_NATIVE", "1") == "0":
@@ -619,7 +623,7 @@ def _native_ok() -> bool:
             _NATIVE["ok"] = False
     return _NATIVE["ok"]
 
-
+# %% ../nbs/01_scan.ipynb #161b6070
 def _auto_backend(
     device: str,  # the tensors' device type: "cpu", "cuda", ...
     has_mamba_ssm: bool,  # mamba_ssm's CUDA kernel is installed
@@ -631,7 +635,7 @@ def _auto_backend(
         return "cuda" if has_mamba_ssm and not initial_state else "fast"
     return "native" if device == "cpu" and native_ok() else "fast"
 
-
+# %% ../nbs/01_scan.ipynb #8e6e31e3
 def _resolve_backend(backend: str, u: torch.Tensor, initial_state: torch.Tensor | None = None) -> str:
     "The implementation a call runs (`auto` resolved by `_auto_backend`), or a clear error if it cannot run it."
     if backend not in _BACKENDS:
@@ -649,7 +653,7 @@ def _resolve_backend(backend: str, u: torch.Tensor, initial_state: torch.Tensor 
         raise RuntimeError(f"backend='native' is a CPU kernel, but u is on {u.device}; use backend='auto'")
     return backend
 
-
+# %% ../nbs/01_scan.ipynb #5528e7f0
 def auto_backend(
     device: str | torch.device = "cpu",  # where the scan runs
     initial_state: bool = False,  # whether the call passes `initial_state`

@@ -20,6 +20,8 @@ from .datasets import DATASETS, load_images, toy_images
 
 # %% ../nbs/03a_scenes.ipynb #f3e983f2
 SHAPES = ("circle", "square", "triangle", "cross")
+
+# %% ../nbs/03a_scenes.ipynb #36cd1f1b
 COLOURS = {
     "red": (0.9, 0.1, 0.1),
     "green": (0.1, 0.8, 0.1),
@@ -28,14 +30,22 @@ COLOURS = {
     "magenta": (0.9, 0.1, 0.9),
     "cyan": (0.1, 0.9, 0.9),
 }
+
+# %% ../nbs/03a_scenes.ipynb #7c490f8c
 SIZES = {"small": 0.25, "large": 0.42}  # radius as a fraction of the cell side
+
+# %% ../nbs/03a_scenes.ipynb #faee12aa
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+# %% ../nbs/03a_scenes.ipynb #af057975
 QUADRANTS = {
     "top left": (0, 0),
     "top right": (0, 1),
     "bottom left": (1, 0),
     "bottom right": (1, 1),
 }  # (row half, col half)
+
+# %% ../nbs/03a_scenes.ipynb #1c6fa544
 QTYPES = (
     "exist",
     "colour",
@@ -48,8 +58,12 @@ QTYPES = (
     "count_kind",
     "larger",
 )
+
+# %% ../nbs/03a_scenes.ipynb #8254b483
 # real objects: is there a kind, which kind in a quadrant, how many of a kind, left/right/above/below, larger, mark
 ITEM_QTYPES = ("exist", "shape_at", "count_kind", "relpos", "larger", "detail")
+
+# %% ../nbs/03a_scenes.ipynb #e3921c27
 ITEM_SCALE = {"small": 0.6, "large": 1.0}  # side of a real object as a fraction of the cell side
 
 # %% ../nbs/03a_scenes.ipynb #05dcf68b
@@ -65,6 +79,8 @@ ANSWERS = {
     "count_kind": NUMBERS[:7],
     "larger": SHAPES,
 }
+
+# %% ../nbs/03a_scenes.ipynb #6eca1e29
 CHANCE = {q: 1 / len(a) for q, a in ANSWERS.items()} | {
     "relpos": 1 / 2,
     "larger": 1 / 2,
@@ -73,7 +89,7 @@ CHANCE = {q: 1 / len(a) for q, a in ANSWERS.items()} | {
 # %% ../nbs/03a_scenes.ipynb #c65e08e6
 OBJECT_SOURCES = ("shapes", *DATASETS, "toy")  # what `SceneConfig.objects` may name
 
-
+# %% ../nbs/03a_scenes.ipynb #8f4bd2de
 def kind_words(source: str) -> tuple:
     "The one-word name of each kind of object `source` draws, in label order."
     if source == "shapes":
@@ -226,7 +242,7 @@ def _mark_box(mark: tuple, c: float, S: int) -> tuple:  # (x0, y0, side) in pixe
     m = max(2, S // 32)
     return int(col * c + fx * (c - m)), int(row * c + fy * (c - m)), m
 
-
+# %% ../nbs/03a_scenes.ipynb #19cd19e3
 def _draw_mark(img: np.ndarray, mark: tuple, c: float, S: int):
     "Paint the tiny square mark."
     x0, y0, m = _mark_box(mark, c, S)
@@ -292,7 +308,7 @@ def _item_images(
     x.flags.writeable = y.flags.writeable = False
     return x, y
 
-
+# %% ../nbs/03a_scenes.ipynb #4b8b1834
 def item_pool(
     cfg: SceneConfig,  # `objects` and `root` name the images
     split: str,  # "train", "val", "test" or "test_fresh"
@@ -302,7 +318,7 @@ def item_pool(
         raise ValueError(f"unknown split {split!r}: expected one of {list(SPLITS)}")
     return _item_pool(cfg.objects, cfg.root, split)
 
-
+# %% ../nbs/03a_scenes.ipynb #b20521bb
 @functools.lru_cache(maxsize=16)
 def _item_pool(source: str, root: str | None, split: str) -> tuple:
     "`item_pool`, computed once per process and split (every batch of a run asks for it)."
@@ -325,7 +341,7 @@ def _area_matrix(src: int, dst: int) -> np.ndarray:  # (dst, src)
     j = np.arange(src)[None]
     return (np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None) * dst / src).astype(np.float32)
 
-
+# %% ../nbs/03a_scenes.ipynb #892d407b
 def _draw_item(img: np.ndarray, o: Obj, c: float):
     "Paint real object `o` into `img` (h, w, 3) in place: its image, resized by area, as the alpha of its colour."
     side = max(4, round(ITEM_SCALE[o.size] * c))
@@ -336,7 +352,7 @@ def _draw_item(img: np.ndarray, o: Obj, c: float):
     patch = img[y0 : y0 + side, x0 : x0 + side]  # (side, side, 3), inside the object's cell
     patch[:] = patch * (1 - a) + np.asarray(COLOURS[o.colour], np.float32) * a
 
-
+# %% ../nbs/03a_scenes.ipynb #0a762db4
 def _sample_items(
     rng: np.random.Generator, cfg: SceneConfig, cells: np.ndarray, n: int, pool: tuple
 ) -> list:  # of `Obj`
@@ -469,7 +485,7 @@ def _q_count_kind(objs: list, rng: np.random.Generator, kinds: tuple) -> tuple:
     )
     return f"how many {k} items are there ?", NUMBERS[sum(o.shape == k for o in objs)]
 
-
+# %% ../nbs/03a_scenes.ipynb #8aa91686
 def _q_larger(objs: list, rng: np.random.Generator) -> tuple | None:
     "Which is larger: the A or the B? Two uniquely identified objects of different kinds and sizes; answer the kind."
     key = lambda o: (o.colour, o.shape)
@@ -510,6 +526,8 @@ def scene_targets(
 
 # %% ../nbs/03a_scenes.ipynb #8b69877e
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<image>", "<eos>")
+
+# %% ../nbs/03a_scenes.ipynb #6bc32519
 TEMPLATE_WORDS = tuple(
     (
         "is there a what colour the shape in how many objects are left or right of above below mark digit shown "
@@ -587,7 +605,7 @@ def _digit_pool(split: str) -> np.ndarray:
 # %% ../nbs/03a_scenes.ipynb #6d56e221
 ALWAYS_VALID = ("count", "detail", "count_kind", "exist")  # question types every scene can pose
 
-
+# %% ../nbs/03a_scenes.ipynb #bd8659f2
 def _questions(scene: Scene, first: str, k: int, cfg: SceneConfig, rng: np.random.Generator) -> list | None:
     "`first` plus k-1 further questions of other types valid for `scene` (types repeat only when too few are valid)."
     qa = make_question(scene, first, rng, cfg.grid)

@@ -40,6 +40,8 @@ def _randint(lo: torch.Tensor | int, hi: torch.Tensor | int, size: tuple, g: tor
 
 # %% ../nbs/02a_tasks.ipynb #eb2e757f
 VOCAB_TO = dict(a=0, b=1, c=2, d=3, X=4, Y=5, BOS=6, EOS=7)
+
+# %% ../nbs/02a_tasks.ipynb #dc66750d
 _WINDOWS = ((0.10, 0.20), (0.30, 0.40), (0.50, 0.60))  # t1, t3, t2 as fractions of the length (time order)
 
 # %% ../nbs/02a_tasks.ipynb #5e34b4cf

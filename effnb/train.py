@@ -108,7 +108,7 @@ def dist_info() -> tuple[int, int]:  # (rank, world_size)
         return dist.get_rank(), dist.get_world_size()
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
-
+# %% ../nbs/00a_train.ipynb #7b98a0de
 def init_distributed(device: torch.device) -> bool:  # True if running with more than one process
     "Initialise the default process group when launched by `torchrun` with more than one process."
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
@@ -146,7 +146,7 @@ def _rng_state() -> dict:
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
 
-
+# %% ../nbs/00a_train.ipynb #3c78fc0f
 def _set_rng_state(s: dict):
     torch.set_rng_state(s["torch"])
     np.random.set_state(s["numpy"])
@@ -178,7 +178,7 @@ def save_checkpoint(
         torch.save(state, tmp)
     return Path(path)
 
-
+# %% ../nbs/00a_train.ipynb #66b90a67
 def load_checkpoint(
     path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
 ) -> dict:
@@ -211,7 +211,7 @@ def _unpack(out) -> tuple[torch.Tensor, dict]:
         return out[0], dict(out[1])
     return out, {}
 
-
+# %% ../nbs/00a_train.ipynb #6709ae75
 def _mean_over_ranks(x: float, world: int) -> float:
     if world == 1:
         return x
@@ -361,7 +361,7 @@ class _Loop:
     history: list  # logged records, appended in place
     bar: Any  # the progress bar
 
-
+# %% ../nbs/00a_train.ipynb #51399934
 def _train_step(run: _Loop, step: int):
     "One optimizer step; records the loss averaged over ranks every `log_every` steps."
     net, model, opt, sched, cfg, rank, world = (

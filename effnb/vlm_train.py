@@ -289,7 +289,7 @@ def _stage2_data(
 
     return val, batch
 
-
+# %% ../nbs/03b_vlm_train.ipynb #f551431e
 def _train_questions(
     model: TinyLlava, rc: VLMRunConfig, tcfg: TrainConfig, seed: int, n_img: int
 ) -> TrainResult:

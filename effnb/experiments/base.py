@@ -53,10 +53,14 @@ EXPERIMENTS = {
     "objects": False,
     "svtr_objects": False,
 }  # False: needs a dataset's files
+
+# %% ../../nbs/10_experiments.ipynb #45f7f12b
 EXPERIMENT_NAMES = tuple(n for n, default in EXPERIMENTS.items() if default)  # in reading order
+
+# %% ../../nbs/10_experiments.ipynb #cf6ccd12
 EXTRA_NAMES = tuple(n for n, default in EXPERIMENTS.items() if not default)  # real data: not run by default
 
-
+# %% ../../nbs/10_experiments.ipynb #ccb1330a
 def _import(spec: str):  # a module path or a .py file
     "Import a module by name or from a `.py` file."
     if spec.endswith(".py"):
@@ -144,7 +148,7 @@ def _from_value(tp, v):
         )
     return v
 
-
+# %% ../../nbs/10_experiments.ipynb #d1d937a8
 def config_from_dict(
     cls: type,  # a config dataclass
     d: dict,  # `dataclasses.asdict` of one, or its JSON (lists for tuples); missing fields: defaults
@@ -165,7 +169,7 @@ def cut_share(ci: list, unit: str, values: list) -> list:
         return [max(ci[0], 0.0), min(ci[1], 1.0)]
     return list(ci)
 
-
+# %% ../../nbs/10_experiments.ipynb #483e6cc8
 def metric(
     values,  # per-seed values (one value for a single measurement)
     unit: str = "%",  # shown after the number; "%" values are fractions shown x100
@@ -215,7 +219,7 @@ def fmt_metric(
 # %% ../../nbs/10_experiments.ipynb #0267549a
 NOT_RESOLVED = "not resolved at this sample size"
 
-
+# %% ../../nbs/10_experiments.ipynb #a0e555df
 def verdict(
     m: dict,  # from `metric`
     goal: float,  # the target, in the metric's units (fractions for "%")
@@ -269,14 +273,14 @@ def results_dir() -> Path:
         )
     return root / RESULTS_SUBDIR
 
-
+# %% ../../nbs/10_experiments.ipynb #0551d275
 def results_path(name: str) -> Path:
     return results_dir() / name / "results.json"
 
 # %% ../../nbs/10_experiments.ipynb #58b8df89
 REQUIRED_KEYS = ("meta", "config", "headline")
 
-
+# %% ../../nbs/10_experiments.ipynb #52425273
 def check_results(
     res: dict,  # results returned by an experiment's `run`
     name: str = "results",  # for the error message
@@ -302,7 +306,7 @@ def save_results(
     "Check `res` against the contract and write it as JSON, atomically."
     return save_json(check_results(to_jsonable(res)), path)
 
-
+# %% ../../nbs/10_experiments.ipynb #73c44b76
 def load_results(
     name: str,  # experiment name
     path: str | Path | None = None,  # a results.json (default: the committed one)

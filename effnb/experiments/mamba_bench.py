@@ -73,7 +73,7 @@ def effnb_model(
     torch.manual_seed(cfg.seed)
     return MambaLM(_mamba_config(cfg, backend, use_fast_path))
 
-
+# %% ../../nbs/11a_mamba_bench.ipynb #136cd747
 def _mamba_config(cfg: MambaBenchConfig, backend: str = "auto", use_fast_path: bool = True) -> MambaConfig:
     "The `MambaConfig` of the bench's size."
     return MambaConfig(
@@ -166,7 +166,7 @@ def _next_token_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     v = logits.shape[-1]
     return F.cross_entropy(logits[:, :-1].reshape(-1, v).float(), ids[:, 1:].reshape(-1))
 
-
+# %% ../../nbs/11a_mamba_bench.ipynb #297e9e7c
 def _logits_fn(kind: str):
     "How a framework's model maps ids (b, l) to logits (b, l, v)."
     return (lambda m, ids: m(ids).logits) if kind == "transformers" else (lambda m, ids: m(ids))
@@ -273,7 +273,11 @@ def _decoder(
 
 # %% ../../nbs/11a_mamba_bench.ipynb #7f17e160
 _MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm")
+
+# %% ../../nbs/11a_mamba_bench.ipynb #be51384f
 _COPY_OPS = ("aten::copy_", "aten::cat", "aten::clone", "aten::contiguous", "aten::fill_", "aten::zero_")
+
+# %% ../../nbs/11a_mamba_bench.ipynb #dab8f967
 _ELEMENTWISE_OPS = (
     "aten::pow",
     "aten::mean",
@@ -284,7 +288,7 @@ _ELEMENTWISE_OPS = (
     "aten::softplus",
 )
 
-
+# %% ../../nbs/11a_mamba_bench.ipynb #52006f22
 def _category(op: str) -> str:
     "The part of a training step a profiler operator belongs to (operators under the optimizer step: `optimizer`)."
     if "MambaInner" in op:
@@ -454,7 +458,7 @@ def _ratios(a: list, b: list) -> dict:  # median, min, max, rounds
     r = [x / y for x, y in zip(a, b)]
     return dict(median=float(np.median(r)), min=min(r), max=max(r), rounds=len(r))
 
-
+# %% ../../nbs/11a_mamba_bench.ipynb #49ce2d85
 def _cell(x: dict | None, per: float | None = None) -> str:
     "A timing as ms, or `per` / seconds (a rate), or why it is missing."
     if not x:
@@ -609,7 +613,7 @@ def bench_targets(res: dict) -> dict:  # target -> (per-round ratios, "met" / "m
         out["training step / its matmul floor (goal at most 2)"] = (r, judge(r, 2.0, False))
     return out
 
-
+# %% ../../nbs/11a_mamba_bench.ipynb #f7162b2d
 NOT_RESOLVED_ROUNDS = "not resolved: the rounds straddle the goal"
 
 # %% ../../nbs/11a_mamba_bench.ipynb #89d48716

@@ -7,10 +7,11 @@ __all__ = ['PRESETS', 'STREAM_FIELDS', 'MIXER_BENCH_PRESETS', 'BASELINES', 'EXPE
            'gap_length_grid', 'saved_activation_bytes', 'efficiency_rows', 'MixerBenchConfig', 'bench_multiscale',
            'training_jobs', 'bench_speedups', 'run', 'accuracy_table', 'length_table', 'contrast_table', 'sweep_table',
            'reported_runs', 'best_remedy', 'remedy_table', 'convergence_table', 'plot_curves', 'cost_table',
-           'grid_table', 'report', 'findings', 'plot_length', 'plot_acc_vs_flops', 'plot_grid', 'plot']
+           'grid_table', 'report', 'findings', 'plot_length', 'plot_acc_vs_flops', 'matched_flops_table', 'plot_grid',
+           'plot']
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #d5f89e3c
-import time, functools, dataclasses
+import math, time, functools, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -56,6 +57,9 @@ class MultiScaleExperimentConfig:
     tasks: tuple = ("temporal_order",)  # tasks from `effnb.tasks.TASKS`
     models: tuple = MODELS  # models from `effnb.multiscale.MODELS`
     periods: tuple = (1, 2, 4, 8, 16)  # k of the period sweep (efficiency and accuracy vs FLOPs, on tasks[0])
+    widths: tuple = ()  # d_model of the width sweep of `width_models` (accuracy vs FLOPs), at the family's lr
+    width_models: tuple = ("multiscale", "single")
+    curve_tasks: tuple = ()  # tasks besides tasks[0] that also run the period and width sweeps
     lrs: tuple = (3e-3,)  # learning-rate sweep (best by validation accuracy at 1x)
     # "all": every lr on every run; "task": each model's lrs on the first seed of every task, its other seeds at
     # that task's winner; "first": on the first seed of tasks[0] only, the winner reused on every task
@@ -113,8 +117,10 @@ class MultiScaleExperimentConfig:
     def seeds(self) -> tuple:
         return tuple(self.seed + i for i in range(self.n_seeds))
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #a0583939
+# %% ../../nbs/12_multiscale_experiment.ipynb #b14b2e18
 _FULL_TASKS = ("temporal_order", "two_timescale", "flipflop", "assoc_recall")
+
+# %% ../../nbs/12_multiscale_experiment.ipynb #16fa359f
 PRESETS = {
     "tiny": MultiScaleExperimentConfig(
         models=("multiscale", "single", "meanpool"),
@@ -161,6 +167,8 @@ PRESETS = {
             "+pd+max+norm": {"distractor_prefix": True, "prefix_frac": 1.0, "pool": "max", "slow_norm": True},
         },
         remedy_models=("multiscale", "single", "lstm"),
+        widths=(16, 24, 48),  # with d_model 32: each family's accuracy-vs-FLOPs curve
+        curve_tasks=("two_timescale",),  # where the earlier protocol saw the largest multi-scale gain
     ),
 }
 
@@ -204,11 +212,13 @@ def _loss(model: nn.Module, batch: tuple) -> tuple:
     logits = model(x)  # (b, n_classes)
     return F.cross_entropy(logits, y), {"acc": (logits.argmax(-1) == y).float().mean().item()}
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #77431ae2
+# %% ../../nbs/12_multiscale_experiment.ipynb #4b84468e
 STREAM_FIELDS = ("state_passing", "distractor_prefix", "prefix_frac", "min_len_frac", "length_dist")
+
+# %% ../../nbs/12_multiscale_experiment.ipynb #c6812bc1
 _DISTRACTORS = {"temporal_order": 4, "temporal_order3": 4}  # distractor tokens are the ids below this
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #63234880
 def _batch_fn(task: str, cfg: MultiScaleExperimentConfig, seed: int, stream: dict | None = None) -> Callable:
     "The training stream of `cfg` with `stream` (a dict of `STREAM_FIELDS`) overriding its fields."
     s = {k: getattr(cfg, k) for k in STREAM_FIELDS} | (stream or {})
@@ -248,20 +258,21 @@ class _Job:
     base: str = ""  # the model whose learning-rate sweep this run follows
     swept: bool = False  # part of the learning-rate sweep
     heldout: bool = False  # a sweep seed: used to choose the lr, never reported
+    d_model: int | None = None  # the model's width (None: the config's)
     rank: int = 0  # position of `label` in the plan (orders the results)
     grid: bool = False  # also measure the gap x length grid
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #aa506d7e
+# %% ../../nbs/12_multiscale_experiment.ipynb #3fabeed9
 # labels whose classes differ only in the order of the markers
 _ORDER_ONLY = {"temporal_order": (1, 2), "two_timescale": (2, 3, 4, 5)}
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #b8037c45
 def _subset(x: torch.Tensor, y: torch.Tensor, labels: tuple) -> tuple:
     "The sequences whose label is in `labels`."
     keep = torch.isin(y, torch.tensor(labels))
     return x[keep], y[keep]
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #f245f8a6
 def _mode_share(pred: torch.Tensor) -> float:
     "Fraction of predictions equal to the most frequent one (`predict`'s -1 for non-finite logits is one value)."
     return torch.bincount(pred + 1).max().item() / len(pred)  # +1: -1 -> bin 0
@@ -307,7 +318,8 @@ def _train_one(
     sets, val = _job_sets(job.task, cfg.train_len, cfg.n_test, tuple(cfg.factors))
     seed_everything(job.seed)
     dev = get_device(cfg.device)
-    model = build_model(job.name, job.task, cfg.d_model, cfg.n_layer, MultiScaleConfig(**job.msc)).to(dev)
+    d = job.d_model or cfg.d_model
+    model = build_model(job.name, job.task, d, cfg.n_layer, MultiScaleConfig(**job.msc)).to(dev)
     tc = TrainConfig(
         steps=cfg.steps,
         lr=job.lr,
@@ -336,6 +348,7 @@ def _train_one(
         lr=job.lr,
         seed=job.seed,
         period=mix.period if isinstance(mix, MultiScaleMixer) else None,
+        d_model=d,
         params=count_parameters(model),
         seconds=res.seconds,
         val=accuracy(model, *val["1x"]),  # chooses the lr and the stopping point
@@ -366,7 +379,7 @@ def _run_job(job: dict, cfg: dict) -> dict:
     with num_threads(cfg.threads):
         return _train_one(_Job(**job), cfg)[1]
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #f2733708
+# %% ../../nbs/12_multiscale_experiment.ipynb #e10ec63c
 def _stats(values: list) -> dict:
     "Mean, sample std (None for one value) and 95 % t interval (None for one value)."
     m, s, lo, hi = mean_std_ci(values)
@@ -374,7 +387,7 @@ def _stats(values: list) -> dict:
         mean=m, std=s, ci95=None if lo is None else cut_share([lo, hi], "%", values)
     )  # accuracies: in [0, 1]
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #31426242
 def _summarise(runs: list) -> dict:
     "task -> model -> the best lr and, over the seeds at that lr, the statistics of each test set."
     out = {}
@@ -390,6 +403,7 @@ def _summarise(runs: list) -> dict:
                 seeds=[r["seed"] for r in rb],
                 params=rb[0]["params"],
                 period=rb[0]["period"],
+                d_model=rb[0].get("d_model"),
                 flops_per_token=rb[0]["flops_per_token"],
                 seconds=float(np.mean([r["seconds"] for r in rb])),
                 acc={s: _stats([r["acc"][s] for r in rb]) for s in sets},
@@ -481,13 +495,13 @@ def efficiency_rows(
         )
     return rows
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #3a771641
+# %% ../../nbs/12_multiscale_experiment.ipynb #c576661b
 def _fwd_bwd(m: nn.Module, x: torch.Tensor) -> None:
     "One forward and backward pass of `m` on `x`."
     m.zero_grad(set_to_none=True)
     m(x).sum().backward()
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #35001729
 def _interleaved(fns: dict, repeats: int, threads: int | None, device: str = "cpu") -> list:
     "Time callables in rounds (one call each per round) after a warm-up call each; a `BenchResult` each."
     sync = torch.cuda.synchronize if get_device(device).type == "cuda" else (lambda: None)
@@ -503,7 +517,7 @@ def _interleaved(fns: dict, repeats: int, threads: int | None, device: str = "cp
                 times[n].append(time.perf_counter() - t0)
     return [BenchResult(n, float(np.median(t)), min(t), max(t), t, nt) for n, t in times.items()]
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #97789721
+# %% ../../nbs/12_multiscale_experiment.ipynb #32020ee6
 def _single_mixer(d_model: int, d_state: int, expand: int) -> MambaMixer:
     "A single-scale mixer with Δ initialised over [0.001, 0.1]."
     return MambaMixer(
@@ -520,7 +534,7 @@ def _single_mixer(d_model: int, d_state: int, expand: int) -> MambaMixer:
         )
     )
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #d38d0578
 def _bench_ms_table(rows: list, period: int) -> str:
     "Markdown table of `bench_multiscale` rows."
     ms, s1, s2 = f"multiscale k={period}", "single e=128 n=8", "single e=64 n=16"
@@ -533,7 +547,7 @@ def _bench_ms_table(rows: list, period: int) -> str:
         + f"\n\nparameters: {p}; state elements: {st}; speed-up > 1: the multi-scale mixer is faster."
     )
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #59375e2e
+# %% ../../nbs/12_multiscale_experiment.ipynb #9b5ea4f1
 @dataclass
 class MixerBenchConfig:
     "One `effnb bench multiscale` setting: lengths, batch, rounds, the mixers' sizes, and where they run."
@@ -548,7 +562,7 @@ class MixerBenchConfig:
     device: str = "auto"  # where the mixers run ("auto": CUDA when available; timings synchronise)
     progress: bool = False  # a line per length on stderr
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #206204cd
 MIXER_BENCH_PRESETS = {
     "tiny": MixerBenchConfig(lens=(64,), batch_size=1, repeats=1),
     "quick": MixerBenchConfig(batch_size=2, repeats=3),
@@ -638,15 +652,15 @@ def _check_config(cfg: MultiScaleExperimentConfig) -> None:
     for ov in cfg.remedies.values():
         multiscale_mixer_cls(dataclasses.replace(cfg.msc, **_split_remedy(ov)[1]))  # validates
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #2af80f45
+# %% ../../nbs/12_multiscale_experiment.ipynb #14d5ee41
 def _sweep_key(cfg: MultiScaleExperimentConfig, task: str, base: str) -> tuple:
     "Which sweep a run's learning rate comes from: its task's (sweep='task') or the first task's."
     return (task if cfg.sweep == "task" else None, base)
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #14e67950
 _MS_FAMILY = ("multiscale", "fastslow_k1", "slow_only")  # the models built from a `MultiScaleMixer`
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #eaffd596
 def _split_remedy(ov: dict) -> tuple:  # (stream overrides, msc overrides)
     "A remedy's overrides split into training-stream fields and multi-scale layer fields; others are an error."
     ms_fields = {f.name for f in dataclasses.fields(MultiScaleConfig)}
@@ -659,31 +673,34 @@ def _split_remedy(ov: dict) -> tuple:  # (stream overrides, msc overrides)
         k: v for k, v in ov.items() if k in ms_fields
     }
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #0cfa4bff
 def _plan(cfg: MultiScaleExperimentConfig) -> tuple:
     "(jobs runnable now, {(task or None, base label): jobs waiting for that model's best lr})."
     t0, msc, out, waiting = cfg.tasks[0], asdict(cfg.msc), [], {}
-    labels = [(n, n, msc, {}) for n in cfg.models]
-    labels += [
-        (f"multiscale_k{k}", "multiscale", {**msc, "period": k}, {})
+    base_labels = [(n, n, msc, {}, None) for n in cfg.models]
+    curve = [  # the accuracy-vs-cost curves: periods and widths, on the first task and `curve_tasks`
+        (f"multiscale_k{k}", "multiscale", {**msc, "period": k}, {}, None)
         for k in cfg.periods
         if k not in (1, cfg.msc.period)
     ]
-    labels += [(f"multiscale[{v}]", "multiscale", {**msc, **kw}, {}) for v, kw in cfg.variants.items()]
+    curve += [(f"{n}@d{w}", n, msc, {}, w) for n in cfg.width_models for w in cfg.widths if w != cfg.d_model]
+    first = [(f"multiscale[{v}]", "multiscale", {**msc, **kw}, {}, None) for v, kw in cfg.variants.items()]
     for suffix, ov in cfg.remedies.items():
         st, ms = _split_remedy(ov)
-        labels += [
-            (f"{n}{suffix}", n, {**msc, **ms}, st)
+        first += [
+            (f"{n}{suffix}", n, {**msc, **ms}, st, None)
             for n in cfg.remedy_models
             if not ms or n in _MS_FAMILY  # a multi-scale layer setting applies to multi-scale models only
         ]
+    labels = base_labels + curve + first  # a label's rank orders the results
     for task in cfg.tasks:
-        for rank, (label, name, m, stream) in enumerate(labels if task == t0 else labels[: len(cfg.models)]):
+        here = len(labels) if task == t0 else len(base_labels) + len(curve) * (task in cfg.curve_tasks)
+        for rank, (label, name, m, stream, d) in enumerate(labels[:here]):
             # variants follow their model family's sweep
             base = name if (label != name and name in cfg.models) else label
             for seed in cfg.seeds:
                 grid = task == t0 and seed == cfg.seeds[0] and label in cfg.grid_models
-                job = _Job(label, name, task, seed, m, stream, base=base, rank=rank, grid=grid)
+                job = _Job(label, name, task, seed, m, stream, base=base, rank=rank, grid=grid, d_model=d)
                 sweeps_here = task == t0 or cfg.sweep == "task"
                 if cfg.sweep == "all":
                     out += [dataclasses.replace(job, lr=lr) for lr in cfg.lrs]
@@ -694,17 +711,27 @@ def _plan(cfg: MultiScaleExperimentConfig) -> tuple:
             if cfg.sweep != "all" and sweeps_here and base == label:
                 for s in cfg.sweep_seeds:  # held-out sweep seeds: every lr, never reported
                     job = _Job(
-                        label, name, task, s, m, stream, base=base, rank=rank, swept=True, heldout=True
+                        label,
+                        name,
+                        task,
+                        s,
+                        m,
+                        stream,
+                        base=base,
+                        rank=rank,
+                        swept=True,
+                        heldout=True,
+                        d_model=d,
                     )
                     out += [dataclasses.replace(job, lr=lr) for lr in cfg.lrs]
     return out, waiting
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #24f75148
+# %% ../../nbs/12_multiscale_experiment.ipynb #6e56f766
 def _job_key(task: str, label: str, lr: float | None, seed: int) -> str:
     "A run's key (its record is CKPT/KEY.json); `lr` None: the run takes the best lr of the sweep it waits for."
     return f"{task}--{label}--lr{'=best' if lr is None else f'{lr:g}'}--seed{seed}"
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #a72d77ff
 def _at_best_lr(job: Job, records: dict) -> Job:
     "`prepare` of a waiting run: the best validation lr of the sweep it waited for (ties: the smaller lr)."
     lr = best_lr([records[k] for k in job.after], "val")
@@ -728,7 +755,7 @@ def training_jobs(
     task_rank = {t: i for i, t in enumerate(cfg.tasks)}
     return sorted(jobs, key=lambda j: task_rank[j.args[0]["task"]])  # the first task's runs first
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #fa2085f0
+# %% ../../nbs/12_multiscale_experiment.ipynb #61cf385a
 def _describe_run(rec: dict) -> str:
     "The progress line of a finished run."
     return (
@@ -736,7 +763,7 @@ def _describe_run(rec: dict) -> str:
         f"val {rec['val']:.3f}, test {rec['acc']}"
     )
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #501a804b
 def _train_all(
     cfg: MultiScaleExperimentConfig,  # what to train, where and how
     ckpt: Path | None,  # records are kept here; those found are not trained again
@@ -750,7 +777,7 @@ def _train_all(
     )
     return sorted(recs.values(), key=lambda r: (order[r["task"]], rank[r["model"]], r["lr"], r["seed"]))
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #108c440f
+# %% ../../nbs/12_multiscale_experiment.ipynb #6a2bec25
 def _multiscale_headline(res: dict, cfg: MultiScaleExperimentConfig) -> dict:
     "The headline metrics: per-seed accuracies on the first task, the other tasks at 1x, benchmark speed-ups."
     t0, h = cfg.tasks[0], {}
@@ -776,7 +803,7 @@ def _multiscale_headline(res: dict, cfg: MultiScaleExperimentConfig) -> dict:
         )
     return h | bench_speedups(res["bench"], cfg.msc.period)
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #2448bae2
 def bench_speedups(
     bench: dict | None,  # from `bench_multiscale`
     period: int = 8,  # k of its multi-scale mixer
@@ -870,11 +897,11 @@ def length_table(
     sets = [k for k in next(iter(s.values()))["acc"] if k != "1x_xy_yx"]
     return markdown_table([[n, *(_pct(v["acc"][k]) for k in sets)] for n, v in s.items()], ["model", *sets])
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #dc700463
+# %% ../../nbs/12_multiscale_experiment.ipynb #f535b8ce
 # the models outside the multi-scale family (fastslow_k1 and slow_only are its ablations)
 BASELINES = ("single", "lstm", "gru", "transformer", "meanpool")
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #9a8d0cf5
 def _seed_gap(res: dict, task: str, key: str) -> dict | None:  # a `metric` in points, or None
     "Multi-scale minus single-scale accuracy on test set `key`, paired by seed (each model at its chosen lr)."
     s, by = res["summary"][task], {}
@@ -893,13 +920,13 @@ def _seed_gap(res: dict, task: str, key: str) -> dict | None:  # a `metric` in p
         f"{task}: multi-scale minus single-scale at {key}",
     )
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #45591442
 def _sign(g: dict) -> str:
     "Whether the 95 % interval of a difference `g` lies above 0, below it, or neither."
     lo, hi = g["ci95"] or (None, None)
     return NOT_RESOLVED if lo is None else "above 0" if lo > 0 else "below 0" if hi < 0 else NOT_RESOLVED
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #43167ac5
 def contrast_table(res: dict, keys: tuple = ("1x", "4x", "gap_4x")) -> str:
     "Markdown: per task, the multi-scale model (k = 8), the single-scale model, the best other baseline and their gap."
     rows = []
@@ -939,7 +966,7 @@ def sweep_table(res: dict) -> str:
         rows.append([t, m, len({r["seed"] for r in rs}), *(cell(lr) for lr in lrs)])
     return markdown_table(rows, ["task", "model", "sweep seeds", *(f"lr {lr:g}" for lr in lrs)])
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #c7010361
+# %% ../../nbs/12_multiscale_experiment.ipynb #ad977d56
 def reported_runs(res: dict, task: str, label: str) -> list:
     "The reported runs of `label` on `task`: at its chosen lr, sweep seeds excluded."
     lr = res["summary"][task][label]["lr"]
@@ -949,7 +976,7 @@ def reported_runs(res: dict, task: str, label: str) -> list:
         if r["task"] == task and r["model"] == label and r["lr"] == lr and not r.get("heldout")
     ]
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #5f096592
 def best_remedy(res: dict, family: str = "multiscale", key: str = "4x") -> str | None:
     "Of `family` and its remedies (`family+...`) on the first task, the label with the best mean validation accuracy at `key`."
     s = res["summary"][res["config"]["tasks"][0]]
@@ -1106,6 +1133,8 @@ def report(res: dict) -> str:
     parts += ["", "### Training budget: where each run stopped", "", convergence_table(res)]
     parts += ["", f"### Length remedies ({c['tasks'][0]})", "", remedy_table(res)]
     parts += ["", f"### Gap x length ({c['tasks'][0]})", "", grid_table(res)]
+    for t in [c["tasks"][0], *(c.get("curve_tasks") or ())]:
+        parts += ["", f"### Matched FLOPs ({t}, 1x)", "", matched_flops_table(res, t)]
     parts += ["", "### Cost", "", cost_table(res)]
     if res.get("bench"):
         parts += ["", "### Mixer benchmark (forward + backward)", "", res["bench"]["table"]]
@@ -1151,11 +1180,11 @@ def findings(res: dict) -> dict:
     status = "met" if all(v == "met" for v in vs) else "missed" if "missed" in vs else NOT_RESOLVED
     return dict(result=txt, status=status)
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #b9720e31
+# %% ../../nbs/12_multiscale_experiment.ipynb #d134dcec
 def _err(st: dict) -> float:
     return 0.0 if st["std"] is None else 100 * st["std"]
 
-
+# %% ../../nbs/12_multiscale_experiment.ipynb #29b2ab81
 def plot_length(res: dict, task: str, gap: bool = False):
     "Accuracy (mean ± sample std over seeds) vs test length per model; `gap=True`: the fixed-gap sets."
     import matplotlib.pyplot as plt
@@ -1187,12 +1216,12 @@ def plot_length(res: dict, task: str, gap: bool = False):
     return fig
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #10bc058f
-def plot_acc_vs_flops(res: dict, factor: int = 1):
-    "Accuracy at `factor` x the training length vs analytic FLOPs per token, on the first task."
+def plot_acc_vs_flops(res: dict, factor: int = 1, task: str | None = None):
+    "Accuracy at `factor` x the training length vs analytic FLOPs per token (first task by default)."
     import matplotlib.pyplot as plt
 
     cfg = res["config"]
-    task, key = cfg["tasks"][0], f"{factor}x"
+    task, key = task or cfg["tasks"][0], f"{factor}x"
     s = res["summary"][task]
     sweep = sorted(
         (v["period"], v)
@@ -1212,6 +1241,24 @@ def plot_acc_vs_flops(res: dict, factor: int = 1):
     )
     for (k, _), xi, yi in zip(sweep, x, y):
         ax.annotate(f"k={k}", (xi, yi), fontsize=7)
+    for fam in cfg.get("width_models") or ():  # the width sweeps, the config's own width included
+        ws = sorted(
+            (v.get("d_model") or cfg["d_model"], v)
+            for n, v in s.items()
+            if n == fam or n.startswith(fam + "@d")
+        )
+        if len(ws) > 1:
+            ax.errorbar(
+                [v["flops_per_token"] / 1e3 for _, v in ws],
+                [100 * v["acc"][key]["mean"] for _, v in ws],
+                yerr=[_err(v["acc"][key]) for _, v in ws],
+                marker="^",
+                capsize=3,
+                ls="--",
+                label=f"{fam}, width sweep",
+            )
+            for w, v in ws:
+                ax.annotate(f"d={w}", (v["flops_per_token"] / 1e3, 100 * v["acc"][key]["mean"]), fontsize=7)
     for n, v in s.items():
         if n in ("single", "slow_only", "lstm", "gru", "transformer"):
             ax.errorbar(
@@ -1230,6 +1277,28 @@ def plot_acc_vs_flops(res: dict, factor: int = 1):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no point hidden
     tidy_log_axes(ax)
     return fig
+
+# %% ../../nbs/12_multiscale_experiment.ipynb #0facc886
+def matched_flops_table(res: dict, task: str | None = None, key: str = "1x") -> str:
+    "Markdown: each multi-scale model against the single-scale model nearest in FLOPs/token, paired by seed (points)."
+    task = task or res["config"]["tasks"][0]
+    s = res["summary"][task]
+    singles = [n for n in s if n == "single" or n.startswith("single@d")]
+    ms = [n for n in s if n == "multiscale" or n.startswith(("multiscale_k", "multiscale@d"))]
+    if not singles or not ms:
+        return "(no single-scale and multi-scale models to match on this task)"
+    rows = []
+    for n in ms:
+        ref = min(singles, key=lambda m: abs(math.log(s[m]["flops_per_token"] / s[n]["flops_per_token"])))
+        a = {r["seed"]: r["acc"][key] for r in reported_runs(res, task, n)}
+        b = {r["seed"]: r["acc"][key] for r in reported_runs(res, task, ref)}
+        common = sorted(set(a) & set(b))
+        g = metric([100 * (a[x] - b[x]) for x in common], "points", f"{n} minus {ref}") if common else None
+        ratio = s[n]["flops_per_token"] / s[ref]["flops_per_token"]
+        rows.append([n, ref, f"{ratio:.2f}", "-" if g is None else f"{fmt_metric(g)}: {_sign(g)}"])
+    return markdown_table(
+        rows, ["multi-scale", "nearest single-scale", "FLOPs ratio", f"difference at {key}"]
+    )
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #285cf802
 def plot_grid(res: dict):
@@ -1287,6 +1356,8 @@ def plot(
     figs["acc_vs_flops"] = plot_acc_vs_flops(res)
     if 4 in res["config"]["factors"]:
         figs["acc_vs_flops_4x"] = plot_acc_vs_flops(res, 4)
+    for t in res["config"].get("curve_tasks") or ():
+        figs[f"acc_vs_flops_{t}"] = plot_acc_vs_flops(res, 1, t)
     figs["gap_length_grid"] = plot_grid(res)
     return {k: f for k, f in figs.items() if f is not None}
 

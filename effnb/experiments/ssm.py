@@ -149,7 +149,7 @@ def train_copy_model(
         res = train(model, batch_fn, lambda m, b: _copy_loss(m, b, cfg.n_memorize), tc, eval_fn)
     return model, res, count_parameters(model)
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #c42145e1
 @torch.no_grad()
 def copy_test_accuracy(
     model: nn.Module,  # a trained copy model
@@ -163,6 +163,8 @@ def copy_test_accuracy(
 
 # %% ../../nbs/11_ssm_experiment.ipynb #dad282b7
 KINDS = ("selective", "lti")
+
+# %% ../../nbs/11_ssm_experiment.ipynb #a2049e2a
 STALL_VARIANTS = {  # recipe changes tried on a stalled seed: name -> CopyConfig -> CopyConfig
     "lr / 3": lambda c: dataclasses.replace(c, lr=c.lr / 3),
     "warm-up x 8": lambda c: dataclasses.replace(c, warmup_steps=8 * c.warmup_steps),
@@ -170,12 +172,12 @@ STALL_VARIANTS = {  # recipe changes tried on a stalled seed: name -> CopyConfig
     "Δ init / 10": lambda c: dataclasses.replace(c, dt_min=c.dt_min / 10, dt_max=c.dt_max / 10),
 }
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #5affbfc0
 def _copy_key(kind: str, lr: float, seed: int, variant: str = "") -> str:
     "A run's key for the runner (its record is CKPT/KEY.json, the key made safe for a file name)."
     return f"{kind}--lr{lr:g}--seed{seed}" + (f"--{variant}" if variant else "")
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #80dab1b8
 def _copy_job(
     cfg: dict,  # `asdict` of a CopyConfig (so the call pickles into a worker)
     kind: str,  # "selective" or "lti"
@@ -211,7 +213,7 @@ def _copy_job(
         rec["delta_gate"] = delta_gate_data(model, c)
     return rec
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #d0a657fc
 def _describe_copy(r: dict) -> str:
     "The progress line of a finished run."
     v = f" ({r['variant']})" if r["variant"] else ""
@@ -219,7 +221,7 @@ def _describe_copy(r: dict) -> str:
         f"{r['model']} lr={r['lr']:g} seed={r['seed']}{v}: val {r['val_acc']:.3f}, test {r['test_acc']:.3f}"
     )
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #274c121f
 def _copy_runs(
     cfg: CopyConfig,  # task, model and budget
     jobs: list,  # (kind, lr, seed, variant, gate) tuples
@@ -237,7 +239,7 @@ def _copy_runs(
     recs = run_jobs(js, executor, workers, cache, progress, describe=_describe_copy)
     return [recs[j.key] for j in js]
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #9ece395c
 def run_selective_copying(
     cfg: CopyConfig,  # task, model, budget, lr grid and seeds
     workers: int = 1,  # training runs in parallel processes
@@ -283,7 +285,7 @@ def _gate_trace(model: MambaLM, cfg: CopyConfig, layer: int, n: int, seed: int) 
     masks = (x >= 1) & (x <= cfg.n_data), x == 0, x == cfg.n_data + 1
     return delta_trace(model, x, layer), masks
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #09b93dd9
 def _gate_stats(dt: torch.Tensor, masks: tuple, layer: int) -> dict:
     "Mean Δ (over channels) at data, noise and marker tokens, and the data / noise ratio."
     dm = dt.mean(1)  # (n, l), mean over channels
@@ -296,7 +298,7 @@ def _gate_stats(dt: torch.Tensor, masks: tuple, layer: int) -> dict:
         ratio_data_noise=(dm[data].mean() / dm[noise].mean()).item(),
     )
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #4627a439
 def delta_gate_stats(
     model: MambaLM,  # a trained selective model
     cfg: CopyConfig,  # its task
@@ -313,7 +315,7 @@ def _gate_ratios(dt: torch.Tensor, masks: tuple) -> torch.Tensor:  # (d_inner,)
     data, noise = masks[0].unsqueeze(1), masks[1].unsqueeze(1)  # (n, 1, l)
     return ((dt * data).sum((0, 2)) / data.sum()) / ((dt * noise).sum((0, 2)) / noise.sum())
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #8c04d09f
 def delta_gate_channels(
     model: MambaLM,  # a trained selective model
     cfg: CopyConfig,  # its task
@@ -567,7 +569,7 @@ def _bare_scan_args(b, d, n, l) -> tuple:
 # every implementation `bench_scan` times
 SCAN_IMPLS = ("fast", "compiled", "native", "ref", "unbind", "pscan")
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #4a548a63
 def _scan_impls(b, d, n, l, impls: tuple = SCAN_IMPLS, device: str = "cpu") -> dict:
     "name -> (fn, args) for the implementations in `impls` on the same inputs on `device` (the native one on a CPU)."
     dev = get_device(device)
@@ -612,7 +614,7 @@ BENCH_SHAPES = dict(
     full=((1, 1536, 16, 1024), (1, 1536, 16, 4096), (32, 128, 16, 256)),
 )  # (b, d, n, l)
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #3d77837d
 def scan_bench_rows(
     shapes: tuple,  # (b, d, n, l) shapes
     repeats: int = 5,  # timed rounds per shape
@@ -659,7 +661,7 @@ def _bench_row(rows: list, shape: tuple, impl: str, pass_: str) -> dict:
         {},
     )
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #07bbbb86
 def _bench_scan_table(rows: list) -> str:
     "Markdown: one line per shape and implementation; speed-ups over the `unbind` loop of the same shape."
     heads = ["b, d, n, l", "impl", "fwd", "fwd+bwd", "peak MiB fwd / fwd+bwd", "fwd speed-up vs unbind"]
@@ -684,7 +686,7 @@ def _bench_scan_table(rows: list) -> str:
 # %% ../../nbs/11_ssm_experiment.ipynb #46c10587
 ANCHOR, TRAIN_SHAPE = (1, 1536, 16, 4096), (32, 128, 16, 256)  # (b, d, n, l) of the goals
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #befbca12
 def _scan_targets(rows: list) -> dict:
     "Speed-up ratios of the goals and whether each is met (None where a needed number is missing)."
 
@@ -752,7 +754,7 @@ class ScanBenchConfig:
     device: str = "auto"  # where the scans run ("auto": CUDA when available; the native kernel only on a CPU)
     progress: bool = False  # a line per shape, warm-up and round on stderr
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #43cee6f5
 SCAN_BENCH_PRESETS = {
     "tiny": ScanBenchConfig(
         shapes=((1, 8, 4, 16),), repeats=1, impls=("fast", "native", "ref", "unbind"), threads=1
@@ -927,7 +929,7 @@ def _test_acc(r: dict) -> float:
     "A run's test accuracy (results written before the validation / test split call it `final_acc`)."
     return r["test_acc"] if "test_acc" in r else r["final_acc"]
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #835bc9f0
 def _copy_metrics(runs: list) -> dict:  # runs: the full records (with `evals`)
     "Headline entries of Selective Copying at each model's chosen lr: test accuracy, solved and stalled seeds, their gap."
     rs = {k: [r for r in runs if r["model"] == k and r.get("chosen", True)] for k in KINDS}
@@ -965,14 +967,14 @@ def _copy_metrics(runs: list) -> dict:  # runs: the full records (with `evals`)
         )
     return h
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #fec28068
 def _last_quarter_gain(r: dict) -> float:
     "Validation accuracy at the end minus at three quarters of training, in points: near 0 on a plateau."
     ev = r["evals"]
     q = min(ev, key=lambda e: abs(e["step"] - 0.75 * ev[-1]["step"]))
     return 100 * (ev[-1]["eval_acc"] - q["eval_acc"])
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #367d3052
 def _cost_metrics(lc: list, dc: list) -> dict:
     "Headline entries of the cost sweeps: attention / Mamba time at the longest length and context."
     r, d = lc[-1], dc[-1]
@@ -1093,7 +1095,7 @@ def _copy_table(res: dict) -> str:
         rows.append([lab, lr, rs[0]["d_state"], f"{rs[0]['params']:,}", acc, per_seed, solved, stalled, secs])
     return markdown_table(rows, heads)
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #1225b8f9
 def _sweep_table(copying: dict) -> str:
     "Markdown: the lr sweep per model and rate: mean validation and test accuracy, stalled seeds (chosen on validation)."
     rows = []
@@ -1116,7 +1118,7 @@ def _sweep_table(copying: dict) -> str:
     heads = ["model", "lr", "seeds", "validation (mean %)", "test (mean %)", "stalled", "chosen"]
     return markdown_table(rows, heads)
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #bc7dffbe
 def _diagnosis_table(copying: dict) -> str:
     "Markdown: stalled selective seeds at the chosen recipe and under each recipe change: final validation accuracy."
     d = copying.get("diagnosis") or []
@@ -1130,7 +1132,7 @@ def _diagnosis_table(copying: dict) -> str:
         rows.append([s, f"{100 * base[s]['val_acc']:.1f}", *(f"{100 * v[n]['val_acc']:.1f}" for n in names)])
     return markdown_table(rows, ["seed", "chosen recipe", *names])
 
-
+# %% ../../nbs/11_ssm_experiment.ipynb #e632f943
 def _gate_table(gate: dict) -> str:
     "Markdown: mean Δ at data, noise and marker tokens per layer, and how many channels gate."
     heads = ["layer", "mean Δ data", "noise", "marker", "data / noise", "channels > 2x", "> 4x", "< 1/2"]

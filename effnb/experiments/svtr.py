@@ -116,7 +116,7 @@ PRESETS = {  # `get_config` names each by its key
 # %% ../../nbs/14_svtr_experiment.ipynb #a1b2c3d8
 VLM_EXPERIMENTS = {"vlm": "3", "objects": "3b"}  # experiments whose trained VLM can be reduced
 
-
+# %% ../../nbs/14_svtr_experiment.ipynb #71a80f0f
 def _train_tiny_vlm(
     seed: int,  # the run's seed
     experiment: str = "vlm",  # whose tiny preset: "vlm" (experiment 3) or "objects" (experiment 3b)
@@ -279,7 +279,7 @@ def _to(batch: dict, device: torch.device) -> dict:
     "A batch of `make_scene_batch` with its tensors on `device`."
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-
+# %% ../../nbs/14_svtr_experiment.ipynb #0586987a
 def train_scorer(
     model: TinyLlava,  # the frozen VLM
     scenes: SceneConfig,  # the training scenes
@@ -340,7 +340,7 @@ def _kept_patches(
 # %% ../../nbs/14_svtr_experiment.ipynb #9ed1de8f
 HEADLINE_RATIOS = (1 / 4, 1 / 9)  # budgets of the paired comparisons: 25 % and LLaVA's 64/576
 
-
+# %% ../../nbs/14_svtr_experiment.ipynb #5b8fd2b0
 def paired_comparisons(
     items: dict,  # from `evaluate_reducers`: {(method, budget, seed): per-question 0/1}
     ratios: tuple = HEADLINE_RATIOS,  # budgets compared
@@ -364,7 +364,7 @@ def paired_comparisons(
         out[f"{ratio:.6f}"] = per
     return out
 
-
+# %% ../../nbs/14_svtr_experiment.ipynb #e29c352a
 def share_interval(
     a: np.ndarray,  # per-question 0/1 of the reduced run
     full: np.ndarray,  # per-question 0/1 of the full-token run on the same questions
@@ -459,7 +459,7 @@ def _evaluation_job(cfg: dict) -> dict:
     "`evaluate_all` as a job of `effnb.runner` (the config travels as a dict)."
     return evaluate_all(SVTRConfig(**cfg))
 
-
+# %% ../../nbs/14_svtr_experiment.ipynb #0bd5781b
 def run(
     cfg: SVTRConfig,  # the evaluation (a preset or your own)
     out: str
@@ -637,7 +637,7 @@ def paired_side(x: dict) -> str:
     "Which side a paired interval of SVTR minus a method lies on."
     return "SVTR better" if x["lo"] > 0 else "SVTR worse" if x["hi"] < 0 else NOT_RESOLVED
 
-
+# %% ../../nbs/14_svtr_experiment.ipynb #50614278
 def paired_table(
     r: dict,  # results of `run`
     ratio: float = 1 / 9,  # one of `HEADLINE_RATIOS`
@@ -656,7 +656,7 @@ def paired_table(
         )
     return markdown_table(rows, heads)
 
-
+# %% ../../nbs/14_svtr_experiment.ipynb #815af0b7
 def findings(r: dict) -> dict:  # {"result", "status"}: the README row
     "The README row: SVTR against the baselines at 64/576 (paired), its summary token, the 25 % targets."
     h, n, p = r["headline"], r["n"], r["paired"][f"{1 / 9:.6f}"]

@@ -29,7 +29,7 @@ def _common(shapes: dict, objects: dict, ratio: float) -> list:
     a, b = shapes["paired"][f"{ratio:.6f}"], objects["paired"][f"{ratio:.6f}"]
     return ["svtr"] + [m for m in a if m in b and m not in ("full", "fastv_paper")]
 
-
+# %% ../../nbs/14a_svtr_objects_experiment.ipynb #b31eb1cb
 def _agreement(on_shapes: str, on_objects: str) -> str:
     "How two verdicts of `paired_side` relate: holds, flips, resolved on one side only, or not resolved on either."
     if NOT_RESOLVED not in (on_shapes, on_objects):
@@ -38,7 +38,7 @@ def _agreement(on_shapes: str, on_objects: str) -> str:
         return f"{on_shapes} on shapes only"
     return f"{on_objects} on objects only" if on_objects != NOT_RESOLVED else NOT_RESOLVED
 
-
+# %% ../../nbs/14a_svtr_objects_experiment.ipynb #485c9ac7
 def rank_agreement(
     shapes: dict,  # experiment 4's results
     objects: dict,  # experiment 4b's results
@@ -50,7 +50,7 @@ def rank_agreement(
         [method_row(shapes, m, ratio)["acc"] for m in ms], [method_row(objects, m, ratio)["acc"] for m in ms]
     )
 
-
+# %% ../../nbs/14a_svtr_objects_experiment.ipynb #ac1f2068
 def ranking_table(
     shapes: dict,  # experiment 4's results
     objects: dict,  # experiment 4b's results

@@ -165,7 +165,7 @@ def seed_parts(cfg: VLMExperimentConfig) -> tuple:  # part names, in the order a
     "The parts of one seed's run: the VLM, its stage-3 controls and (when trained) the text-only floor."
     return ("vlm", *cfg.controls) + (("text_only",) if run_config(cfg).text_only else ())
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #f6c825d7
 def seed_jobs(
     cfg: VLMExperimentConfig,  # the experiment
     seed: int,  # this run's seed
@@ -228,10 +228,10 @@ def _vlm_part(rc: VLMRunConfig, ckpt_dir: Path, both: Callable, test: dict, prog
         acc["stage2"] = evaluate(s2.eval(), test, rc.scenes.qtypes)
     return dict(params=count_parameters(model), accuracy=acc, train=_train_record(res, vres, pres))
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #c3cbb3eb
 CONTROLS = ("no_gain_reset", "no_table")
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #bd0c94e9
 def _control_part(
     name: str, rc: VLMRunConfig, ckpt_dir: Path, both: Callable, progress: bool = False
 ) -> dict:
@@ -252,7 +252,7 @@ def _control_part(
         raise ValueError(f"unknown control {name!r}: expected one of {CONTROLS}")
     return dict(accuracy=both(m.eval()), train=train)
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #b23460ef
 def _text_only_part(
     rc: VLMRunConfig, ckpt_dir: Path, q: tuple, tok: WordTokenizer, progress: bool = False
 ) -> dict:
@@ -266,7 +266,7 @@ def _text_only_part(
         accuracy=evaluate(text, test, q, per_item=True), train=_train_record(tres, None, None)["questions"]
     )
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #d63942cf
 def _train_record(res, vres, pres) -> dict:
     "Loss histories, validation evaluations and seconds of each stage (None for a stage that did not run)."
     rec = lambda r: None if r is None else dict(history=r.history, evals=r.evals, seconds=r.seconds)
@@ -296,7 +296,7 @@ def seed_record(
     rec["seconds"] = _seconds(rec["train"])  # training time of all its parts, whichever session ran them
     return rec
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #f83d8bee
 def _seconds(tree) -> float:
     "The sum of every `seconds` entry in a nested training record."
     if isinstance(tree, dict):
@@ -395,7 +395,7 @@ def train_seeds(
     recs = run_jobs(jobs, cfg.executor, cfg.workers, ckpt_dir, cfg.progress)
     return [seed_record(cfg, s, {p: recs[f"seed{s}-{p}"] for p in seed_parts(cfg)}) for s in seeds]
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #1f5cfcef
 def run(
     cfg: VLMExperimentConfig,  # the experiment
     out: str | Path | None = None,  # folder for `vlm.pt` (the first seed's model); None: not saved
@@ -459,7 +459,7 @@ def _control_effect(runs: list, name: str, what: str) -> dict:
         )
     return h
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #4b466e08
 def _text_only_effect(runs: list) -> dict:
     "VLM minus the text-only floor on the test split, in points: paired bootstrap over its questions (all seeds)."
     pairs = [r["accuracy"] for r in runs if "correct" in r["accuracy"].get("text_only", {})]
@@ -476,7 +476,7 @@ def _text_only_effect(runs: list) -> dict:
         )
     }
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #b444ef76
 def _vlm_headline(res: dict) -> dict:
     "The headline metrics of `run`'s results (accuracy per seed; cost measured once)."
     acc = lambda k, key="acc": [r["accuracy"][k][key] for r in res["runs"] if k in r["accuracy"]]
@@ -526,7 +526,7 @@ def _pct(vals: list) -> str:
     m = 100 * np.mean(vals)
     return f"{m:.1f}" if len(vals) == 1 else f"{m:.1f} ± {100 * np.std(vals, ddof=1):.1f}"
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #4ff3cb21
 MODEL_ROWS = {  # accuracy key of a run: its row label
     "vlm": "VLM",
     "vlm_fresh": "VLM, fresh test split",
@@ -537,12 +537,12 @@ MODEL_ROWS = {  # accuracy key of a run: its row label
     "chance": "chance",
 }
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #4fe46a9e
 def _qtype_keys(res: dict) -> list:
     "The per-type accuracy keys (`acc_exist`, ...), in the order of the question types."
     return [k for k in res["runs"][0]["accuracy"]["chance"] if k != "acc"]
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #0827c96e
 def qtype_accuracy_table(res: dict) -> str:
     "Markdown: test accuracy (%) per question type of the VLM, after stage 2, text-only floor and chance."
     keys = _qtype_keys(res)
@@ -553,7 +553,7 @@ def qtype_accuracy_table(res: dict) -> str:
             rows.append([lab, *(_pct([a[kk] for a in runs]) for kk in ["acc"] + keys)])
     return markdown_table(rows, ["model", "overall", *(k[4:] for k in keys)])
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #c57b746a
 def seed_table(
     res: dict,  # results of `run`
     models: tuple = ("vlm", "stage2", "no_table", "text_only"),  # keys of `MODEL_ROWS`
@@ -680,7 +680,7 @@ def report(res: dict) -> str:
     ]
     return "\n\n".join(parts)
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #396e4241
 def findings(res: dict) -> dict:
     "The README row: VLM accuracy against the text-only floor, chance and the goal; the 7B visual share."
     h = res["headline"]
@@ -860,7 +860,7 @@ VLM_FIGURES = {
     "llava7b": plot_llava7b,
 }
 
-
+# %% ../../nbs/13_vlm_experiment.ipynb #ebca6bd2
 def plot(res: dict) -> dict:
     "The figures of `run`'s results, {name: Figure}; `execute` saves each as `OUT/NAME.png`."
     return {k: f(res) for k, f in VLM_FIGURES.items()}
