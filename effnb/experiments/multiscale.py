@@ -337,7 +337,8 @@ def _train_one(
     bf = _batch_fn(job.task, cfg, job.seed, job.stream)
     ev = (lambda m: {"val": accuracy(m, *val["1x"])}) if cfg.eval_every else None
     res = train(model, lambda step: tuple(t.to(dev) for t in bf(step)), _loss, tc, ev)
-    preds = {k: predict(model, v[0]) for k, v in sets.items()}
+    # the test sets: reported runs only (a sweep seed chooses the lr and is never tested)
+    preds = {} if job.heldout else {k: predict(model, v[0]) for k, v in sets.items()}
     mix = model.backbone.layers[0].mixer if isinstance(model, MambaForSequenceClassification) else None
     rec = dict(
         task=job.task,
@@ -352,8 +353,9 @@ def _train_one(
         params=count_parameters(model),
         seconds=res.seconds,
         val=accuracy(model, *val["1x"]),  # chooses the lr and the stopping point
-        val_at={k: accuracy(model, *v) for k, v in val.items() if k != "1x"},  # chooses a length remedy
-        acc={k: (preds[k] == v[1]).float().mean().item() for k, v in sets.items()},  # preds on the CPU
+        # chooses a length remedy (reported runs only: a sweep seed is never tested)
+        val_at={} if job.heldout else {k: accuracy(model, *v) for k, v in val.items() if k != "1x"},
+        acc={k: (p == sets[k][1]).float().mean().item() for k, p in preds.items()},  # preds on the CPU
         pred_mode_share={k: _mode_share(p) for k, p in preds.items()},
         nonfinite={
             k: int((p < 0).sum()) for k, p in preds.items()
