@@ -77,6 +77,9 @@ class CopyConfig:
     lr: float = 3e-3  # peak learning rate (AdamW, cosine decay) when `lrs` is empty
     lrs: tuple = ()  # learning-rate grid swept for both models, chosen on validation accuracy (empty: `lr`)
     sweep_seeds: int = 3  # the first seeds train at every lr of the grid; the others at each model's winner
+    heldout_seeds: tuple = ()  # seeds that only sweep the lrs and are never reported (given: replaces sweep_seeds)
+    patience: int = 0  # stop after this many validations without a gain, test the best (0: all steps)
+    min_delta: float = 0.0  # the smallest validation gain that counts (a fraction)
     warmup_steps: int = 50  # linear warm-up
     seeds: tuple = (0, 1, 2)  # one run per seed and model
     eval_size: int = 512  # validation sequences (the run's own stream): curves and the choice of lr
@@ -144,6 +147,9 @@ def train_copy_model(
         progress=progress,
         desc=f"{'selective' if selective else 'LTI'} seed {seed}",
         on_nonfinite="stop",  # a diverged run is a failed run of the sweep, not a crash of the experiment
+        monitor="eval_acc" if cfg.patience else None,  # the best validation model is the one tested
+        patience=cfg.patience,
+        min_delta=cfg.min_delta,
     )
     with num_threads(cfg.threads):
         res = train(model, batch_fn, lambda m, b: _copy_loss(m, b, cfg.n_memorize), tc, eval_fn)
@@ -192,7 +198,7 @@ def _copy_job(
     c = dataclasses.replace(CopyConfig(**cfg), lr=lr)
     c = STALL_VARIANTS[variant](c) if variant else c
     model, res, n = train_copy_model(c, kind == "selective", seed, progress, device)
-    model = model.cpu()
+    model, ev, heldout = model.cpu(), res.best or res.final, seed in c.heldout_seeds
     rec = dict(
         model=kind,
         seed=seed,
@@ -203,11 +209,15 @@ def _copy_job(
         seconds=res.seconds,
         history=res.history,
         evals=res.evals,
-        val_acc=res.final["eval_acc"],
-        val_loss=res.final["eval_loss"],
-        stalled=res.final["eval_acc"] < 2 / c.n_data,
+        val_acc=ev["eval_acc"],  # of the model tested (the best validation point with `patience`)
+        val_loss=ev["eval_loss"],
+        stalled=ev["eval_acc"] < 2 / c.n_data,
         diverged=res.stopped,
-        test_acc=copy_test_accuracy(model, c),
+        steps=res.steps,
+        best_step=res.best.get("step"),
+        plateau_step=res.plateau_step,
+        heldout=heldout,
+        test_acc=None if heldout else copy_test_accuracy(model, c),  # a sweep seed is never tested
     )
     if gate:
         rec["delta_gate"] = delta_gate_data(model, c)
@@ -217,8 +227,8 @@ def _copy_job(
 def _describe_copy(r: dict) -> str:
     "The progress line of a finished run."
     v = f" ({r['variant']})" if r["variant"] else ""
-    return (
-        f"{r['model']} lr={r['lr']:g} seed={r['seed']}{v}: val {r['val_acc']:.3f}, test {r['test_acc']:.3f}"
+    return f"{r['model']} lr={r['lr']:g} seed={r['seed']}{v}: val {r['val_acc']:.3f}, test " + (
+        "-" if r["test_acc"] is None else f"{r['test_acc']:.3f}"
     )
 
 # %% ../../nbs/11_ssm_experiment.ipynb #274c121f
@@ -251,7 +261,9 @@ def run_selective_copying(
 ) -> dict:  # config, chosen_lr per model, runs (one record per model, lr and seed), diagnosis
     "Tune the lr of both models on validation, train every seed at its winner, test once; retrain stalled seeds differently."
     lrs = tuple(cfg.lrs) or (cfg.lr,)
-    swept = tuple(cfg.seeds[: cfg.sweep_seeds]) if len(lrs) > 1 else ()
+    if set(cfg.heldout_seeds) & set(cfg.seeds):
+        raise ValueError(f"heldout_seeds {cfg.heldout_seeds} must not be reported seeds {cfg.seeds}")
+    swept = (tuple(cfg.heldout_seeds) or tuple(cfg.seeds[: cfg.sweep_seeds])) if len(lrs) > 1 else ()
     gate = lambda kind, seed: kind == "selective" and seed == gate_seed
     how = dict(workers=workers, executor=executor, progress=progress, device=device)
     runs = _copy_runs(
@@ -261,7 +273,8 @@ def run_selective_copying(
     rest = [(k, chosen[k], s, "", gate(k, s)) for k in KINDS for s in cfg.seeds if s not in swept]
     runs += _copy_runs(cfg, rest, cache, **how)
     for r in runs:
-        r.update(swept=r["seed"] in swept, chosen=r["lr"] == chosen[r["model"]])
+        held = r["seed"] in cfg.heldout_seeds
+        r.update(swept=r["seed"] in swept, heldout=held, chosen=r["lr"] == chosen[r["model"]] and not held)
     stalled = [r["seed"] for r in runs if r["model"] == "selective" and r["chosen"] and r["stalled"]]
     diag = [
         ("selective", chosen["selective"], s, v, False)
@@ -878,7 +891,15 @@ PRESETS = dict(
     ),
     full=SSMConfig(
         n_seeds=10,
-        copy=CopyConfig(steps=3000, lrs=(1e-3, 3e-3, 1e-2), sweep_seeds=3, eval_every=150, diagnose=2),
+        copy=CopyConfig(
+            steps=3000,  # at most: a run stops after 5 validations (750 steps) without a gain of 1 point
+            lrs=(3e-4, 1e-3, 3e-3, 1e-2, 3e-2),  # past both edges of the earlier grid (1e-3 .. 1e-2)
+            heldout_seeds=(100, 101),  # the lrs are chosen on these, never reported
+            eval_every=150,
+            patience=5,
+            min_delta=0.01,
+            diagnose=2,
+        ),
         workers=2,
     ),
 )
@@ -899,7 +920,12 @@ def setup_text(
         )
     )
     lrs = (
-        f"learning rates {', '.join(f'{x:g}' for x in c.lrs)} swept on the first {c.sweep_seeds} seed(s)"
+        f"learning rates {', '.join(f'{x:g}' for x in c.lrs)} swept on "
+        + (
+            f"seeds {list(c.heldout_seeds)}, never reported"
+            if c.heldout_seeds
+            else f"the first {c.sweep_seeds} seed(s)"
+        )
         if len(c.lrs) > 1
         else f"learning rate {(c.lrs or (c.lr,))[0]:g}"
     )
@@ -910,7 +936,14 @@ def setup_text(
             f"{c.test_size} test sequences.",
             f"- **Models**: {c.n_layer}-layer Mamba LM, `d_model` {c.d_model}, selective `d_state` "
             f"{c.d_state}; time-invariant ablation `d_state` {lti.d_state} (parameter-matched).",
-            f"- **Budget**: {c.steps} AdamW steps of batch {c.batch_size}, {c.warmup_steps} warm-up steps, "
+            f"- **Budget**: {'at most ' if c.patience else ''}{c.steps} AdamW steps of batch {c.batch_size}"
+            + (
+                f" (stopped after {c.patience} validations without a gain of {100 * c.min_delta:g} points;"
+                " the best validation model is tested)"
+                if c.patience
+                else ""
+            )
+            + f", {c.warmup_steps} warm-up steps, "
             f"cosine decay; {cfg.n_seeds} seed(s) per model from seed {cfg.seed}; {cfg.workers} worker "
             f"process(es) x {c.threads} thread(s).",
             f"- **Tuning**: {lrs} (both models, chosen on {c.eval_size} validation sequences per run); test on "
@@ -1102,7 +1135,11 @@ def _sweep_table(copying: dict) -> str:
     for kind in KINDS:
         for lr in sorted({r["lr"] for r in copying["runs"] if r["model"] == kind and r["swept"]}):
             rs = [r for r in copying["runs"] if r["model"] == kind and r["swept"] and r["lr"] == lr]
-            mean = lambda k: f"{100 * np.mean([r[k] for r in rs]):.1f}"
+            mean = lambda k: (
+                f"{100 * np.mean([r[k] for r in rs if r[k] is not None]):.1f}"
+                if any(r[k] is not None for r in rs)
+                else "-"  # the test set is never run on a held-out sweep seed
+            )
             chosen = "yes" if lr == copying["chosen_lr"][kind] else ""
             rows.append(
                 [
