@@ -52,6 +52,9 @@ class TrainConfig:
         0  # stop after this many evaluations without an improvement > min_delta (0: never stop early)
     )
     min_delta: float = 0.0  # the smallest gain of `monitor` that counts as an improvement
+    stop_at: float | None = (
+        None  # stop once `monitor` reaches this value (e.g. 1.0 for accuracy: nothing to gain)
+    )
 
     def __post_init__(self):
         if self.steps < 1:
@@ -68,8 +71,10 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         if self.patience < 0 or self.min_delta < 0:
             raise ValueError(f"need patience >= 0 and min_delta >= 0, got {self.patience}, {self.min_delta}")
-        if self.patience and not (self.monitor and self.eval_every):
-            raise ValueError("patience needs a monitor (a key of eval_fn's dict) and eval_every > 0")
+        if (self.patience or self.stop_at is not None) and not (self.monitor and self.eval_every):
+            raise ValueError(
+                "patience and stop_at need a monitor (a key of eval_fn's dict) and eval_every > 0"
+            )
 
 # %% ../nbs/00a_train.ipynb #dc6c09c0
 def lr_factor(
@@ -251,7 +256,9 @@ class _EarlyStop:
             self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             self.stale += 1
-        if c.patience and self.stale >= c.patience:
+        if (c.patience and self.stale >= c.patience) or (
+            c.stop_at is not None and ev[c.monitor] >= c.stop_at
+        ):
             self.stop_step = ev["step"]
 
     def state(self) -> dict:

@@ -78,6 +78,7 @@ class MultiScaleExperimentConfig:
         0  # stop after this many evaluations without a gain; the best model is tested (0: all steps)
     )
     min_delta: float = 0.0  # the smallest validation gain that counts (as a fraction; 0.01 = 1 point)
+    stop_at: float | None = None  # a run also stops when its validation accuracy reaches this (1.0: solved)
     warmup_steps: int = 20  # linear warm-up, then cosine
     n_test: int = 256  # sequences per test set
     factors: tuple = (1, 2, 4, 8)  # test lengths as multiples of L
@@ -149,10 +150,11 @@ PRESETS = {
         train_len=128,
         min_len_frac=1 / 8,  # lengths log-uniform in [L/8, L]: every model, the baselines' classic recipe
         length_dist="log",
-        steps=3000,  # at most; a run stops after 4 validations (800 steps) without a gain of 1 point
+        steps=3000,  # at most; a run stops after 3 validations (600 steps) without a gain of 1 point
         eval_every=200,
-        patience=4,
+        patience=3,
         min_delta=0.01,
+        stop_at=1.0,  # or once validation is perfect: nothing is left to gain
         warmup_steps=50,
         workers=2,
         progress=True,
@@ -186,8 +188,9 @@ def _setup_md(
     }.get(c["sweep"], f"{on} of {c['tasks'][0]}, winner reused on every task")
     budget = (
         f"at most {c['steps']} AdamW steps, stopped after {c['patience']} validations (every"
-        f" {c['eval_every']} steps) without a gain of {100 * c.get('min_delta', 0):g} points, best validation"
-        " model tested"
+        f" {c['eval_every']} steps) without a gain of {100 * c.get('min_delta', 0):g} points"
+        + (" or at a perfect validation score" if c.get("stop_at") == 1.0 else "")
+        + ", best validation model tested"
         if c.get("patience")
         else f"{c['steps']} AdamW steps"
     )
@@ -333,6 +336,7 @@ def _train_one(
         monitor="val" if cfg.eval_every else None,  # the best validation model is the one tested
         patience=cfg.patience,
         min_delta=cfg.min_delta,
+        stop_at=cfg.stop_at,
     )
     bf = _batch_fn(job.task, cfg, job.seed, job.stream)
     ev = (lambda m: {"val": accuracy(m, *val["1x"])}) if cfg.eval_every else None
@@ -625,8 +629,8 @@ def _check_config(cfg: MultiScaleExperimentConfig) -> None:
         raise ValueError(
             f"sweep_seeds {cfg.sweep_seeds} need sweep='task' or 'first' and no seed in common with {cfg.seeds}"
         )
-    if cfg.patience and not cfg.eval_every:
-        raise ValueError("patience needs eval_every > 0 (the validation curve it watches)")
+    if (cfg.patience or cfg.stop_at is not None) and not cfg.eval_every:
+        raise ValueError("patience and stop_at need eval_every > 0 (the validation curve they watch)")
     if not isinstance(cfg.workers, int) or cfg.workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {cfg.workers!r}")
     if not cfg.tasks or cfg.n_seeds < 1 or not cfg.lrs:
