@@ -195,16 +195,32 @@ def _setup_md(
         else f"{c['steps']} AdamW steps"
     )
     ms = c["msc"]
+    lo, dist = c.get("min_len_frac", 0.5), c.get("length_dist", "uniform")
+    lengths = f"lengths {'log-uniform' if dist == 'log' else 'uniform'} in [{lo:g} L, L]"
+    extra = (
+        [
+            f"- length remedies on {c['tasks'][0]} ({', '.join(c.get('remedy_models') or ())}):"
+            f" {', '.join(c['remedies'])}"
+        ]
+        if c.get("remedies")
+        else []
+    )
+    if c.get("widths"):
+        extra.append(
+            f"- width sweep d_model ∈ {tuple(c['widths'])} of {', '.join(c['width_models'])} on"
+            f" {', '.join([c['tasks'][0], *c.get('curve_tasks', ())])}"
+        )
     return "\n".join(
         [
             f"- preset **{c['preset']}**: tasks {', '.join(c['tasks'])}; models {', '.join(c['models'])}",
             f"- multi-scale layer: k = {ms['period']}, pool {ms['pool']} of the {ms['pool_source']} channel;"
             f" period sweep k ∈ {tuple(c['periods'])}; variants {', '.join(c['variants']) or 'none'}",
-            f"- d_model {c['d_model']}, {c['n_layer']} layers; L = {c['train_len']} (lengths in [L/2, L]);"
+            f"- d_model {c['d_model']}, {c['n_layer']} layers; L = {c['train_len']} ({lengths});"
             f" {budget}, batch {c['batch_size']}, {c['warmup_steps']} warm-up",
             f"- learning rates {tuple(c['lrs'])} (swept on {sweep}); seeds {seeds}",
             f"- test sets of {c['n_test']} sequences at {tuple(c['factors'])} x L;"
             f" {c['workers']} worker process(es) x {c['threads']} thread(s)",
+            *extra,
         ]
     )
 
