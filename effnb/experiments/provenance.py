@@ -39,12 +39,12 @@ def run_meta(
         m["run_commits"] = sorted({r["commit"] for r in records if r.get("commit")})
     return m
 
-# %% ../../nbs/10b_provenance.ipynb #2e04e347
+# %% ../../nbs/10b_provenance.ipynb #ab9fd7d7
 def run_seconds(res: dict) -> list:
     "Training seconds of each per-run record that says how long it took."
     return [r["seconds"] for r in res.get("runs") or [] if isinstance(r, dict) and "seconds" in r]
 
-
+# %% ../../nbs/10b_provenance.ipynb #1261cdeb
 def _resumed(res: dict) -> bool:
     "Whether a run resumed an earlier session's records (several commits, or more training than its wall-clock allows)."
     m, workers = res["meta"], (res.get("config") or {}).get("workers") or 1
