@@ -6,7 +6,7 @@
 __all__ = ['MODELS', 'MultiScaleConfig', 'MultiScaleMixer', 'block_pool', 'shift_blocks', 'MultiScaleState', 'stream_mixer',
            'mixer_flops', 'flops_per_token', 'state_updates_per_token', 'state_size', 'multiscale_mixer_cls',
            'RNNClassifier', 'TransformerClassifier', 'MeanPoolMLP', 'IntensityEmbedding', 'build_model',
-           'stream_classifier', 'stream_rnn', 'model_flops_per_token', 'predict', 'accuracy']
+           'stream_classifier', 'state_norms', 'stream_rnn', 'model_flops_per_token', 'predict', 'accuracy']
 
 # %% ../nbs/02_multiscale.ipynb #d1a7535f
 import dataclasses
@@ -551,6 +551,34 @@ def stream_classifier(
             y = layer.mixer.step(layer.norm(h), st)  # (b, 1, d): the block's residual update, one token
             h = (res + y).to(h.dtype)
     return model.score(bb.norm_f(h)[:, 0])  # (b, n_classes)
+
+# %% ../nbs/02_multiscale.ipynb #e9f3f019
+def _state_norm(mixer: nn.Module, st) -> torch.Tensor:  # (b,)
+    "The norm of one mixer's SSM state(s) in its streaming state `st`, per sequence."
+    if isinstance(st, MultiScaleState):
+        parts = [c.ssm_states[0] for c in (st.fast, st.slow) if c is not None]  # each (b, d_inner, n)
+    else:
+        parts = [st.ssm_states[mixer.layer_idx]]  # (b, d_inner, n)
+    return torch.sqrt(sum(p.float().pow(2).flatten(1).sum(1) for p in parts))
+
+# %% ../nbs/02_multiscale.ipynb #fa30b493
+@torch.no_grad()
+def state_norms(
+    model: MambaForSequenceClassification,  # with `MambaMixer` or `MultiScaleMixer` layers
+    input_ids: torch.Tensor,  # (b, l)
+) -> torch.Tensor:  # (l, n_layer): mean over the batch of each layer's state norm after each token
+    "Stream `input_ids` and record the norm of every layer's recurrent SSM state after every token."
+    bb = model.backbone
+    b, l = input_ids.shape
+    states = [_mixer_state(layer.mixer, b, input_ids.device) for layer in bb.layers]
+    out = torch.zeros(l, len(bb.layers))
+    for t in range(l):
+        h = bb.embeddings(input_ids[:, t : t + 1])  # (b, 1, d)
+        for i, (layer, st) in enumerate(zip(bb.layers, states)):
+            res = h.float() if layer.residual_in_fp32 else h
+            h = (res + layer.mixer.step(layer.norm(h), st)).to(h.dtype)
+            out[t, i] = _state_norm(layer.mixer, st).mean()
+    return out
 
 # %% ../nbs/02_multiscale.ipynb #77efb04d
 @torch.no_grad()

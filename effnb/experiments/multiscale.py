@@ -8,7 +8,7 @@ __all__ = ['PRESETS', 'STREAM_FIELDS', 'MIXER_BENCH_PRESETS', 'BASELINES', 'EXPE
            'training_jobs', 'bench_speedups', 'run', 'accuracy_table', 'length_table', 'contrast_table', 'sweep_table',
            'reported_runs', 'best_remedy', 'remedy_table', 'convergence_table', 'plot_curves', 'cost_table',
            'grid_table', 'report', 'findings', 'plot_length', 'plot_acc_vs_flops', 'matched_flops_table', 'plot_grid',
-           'plot']
+           'plot_state_norms', 'plot']
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #d5f89e3c
 import math, time, functools, dataclasses
@@ -36,7 +36,7 @@ from effnb.multiscale import (
     predict,
     accuracy,
 )
-from ..multiscale import state_updates_per_token, state_size
+from ..multiscale import state_updates_per_token, state_size, state_norms
 from ..scan import auto_backend
 from .provenance import load_avg
 from .figures import tidy_log_axes
@@ -99,7 +99,7 @@ class MultiScaleExperimentConfig:
     remedies: dict = field(default_factory=lambda: {"+sp": {"state_passing": True}})
     remedy_models: tuple = ("multiscale", "single")
     random_gap: bool = False  # train with the markers at the offsets of a random shorter length
-    grid_models: tuple = ()  # models whose gap x length grid is measured (seed 0, tasks[0])
+    grid_models: tuple = ()  # models whose gap x length grid (and SSM state norms) are measured (tasks[0])
     efficiency: bool = True  # measure step time, streaming and memory for the period sweep
     timing_repeats: int = 5  # timed training steps per model
     stream_len: int = 32  # tokens streamed per timing
@@ -392,6 +392,11 @@ def _train_one(
     )
     if job.grid:
         rec["grid"] = gap_length_grid(model, job.task, cfg.train_len, cfg.factors, cfg.n_test)
+        if isinstance(
+            model, MambaForSequenceClassification
+        ):  # the state's norm after every token (32 sequences)
+            keys = [k for k in ("1x", "4x", "gap_4x") if k in sets]
+            rec["state_norm"] = {k: state_norms(model, sets[k][0][:32].to(dev)).tolist() for k in keys}
     return model, rec
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #db0677f0
@@ -721,7 +726,7 @@ def _plan(cfg: MultiScaleExperimentConfig) -> tuple:
             # variants follow their model family's sweep
             base = name if (label != name and name in cfg.models) else label
             for seed in cfg.seeds:
-                grid = task == t0 and seed == cfg.seeds[0] and label in cfg.grid_models
+                grid = task == t0 and label in cfg.grid_models  # every reported seed
                 job = _Job(label, name, task, seed, m, stream, base=base, rank=rank, grid=grid, d_model=d)
                 sweeps_here = task == t0 or cfg.sweep == "task"
                 if cfg.sweep == "all":
@@ -1110,30 +1115,32 @@ def cost_table(res: dict) -> str:
         )
     return markdown_table(out, heads)
 
-# %% ../../nbs/12_multiscale_experiment.ipynb #e6dfdffa
+# %% ../../nbs/12_multiscale_experiment.ipynb #30c6b612
+def _grid_mean(res: dict, task: str, name: str) -> tuple | None:  # (seeds, lr, {(length, gap): mean acc})
+    "The gap x length grid of a model averaged over its reported seeds that measured it (None: none did)."
+    rs = [r for r in reported_runs(res, task, name) if "grid" in r]
+    if not rs:
+        return None
+    cells = {(c["length"], c["gap"]) for c in rs[0]["grid"]}
+    acc = {
+        k: float(np.mean([c["acc"] for r in rs for c in r["grid"] if (c["length"], c["gap"]) == k]))
+        for k in cells
+    }
+    return [r["seed"] for r in rs], rs[0]["lr"], acc
+
+# %% ../../nbs/12_multiscale_experiment.ipynb #7f0e87fb
 def grid_table(res: dict) -> str:
-    "Markdown: accuracy (%) over test length (columns) and marker gap (rows), per measured model at seed 0."
+    "Markdown: accuracy (%) over test length (columns) and marker gap (rows), per measured model, mean over seeds."
     task, out = res["config"]["tasks"][0], []
-    for name, v in res["summary"][task].items():
-        rec = next(
-            (
-                r
-                for r in res["runs"]
-                if r["task"] == task
-                and r["model"] == name
-                and r["lr"] == v["lr"]
-                and "grid" in r
-                and not r.get("heldout")
-            ),
-            None,
-        )
-        if rec is None:
+    for name in res["summary"][task]:
+        g = _grid_mean(res, task, name)
+        if g is None:
             continue
-        fs = sorted({c["length"] for c in rec["grid"]})
-        acc = {(c["length"], c["gap"]): c["acc"] for c in rec["grid"]}
+        seeds, lr, acc = g
+        fs = sorted({f for f, _ in acc})
         rows = [[f"{g}L", *(f"{100 * acc[(f, g)]:.1f}" if (f, g) in acc else "" for f in fs)] for g in fs]
         table = markdown_table(rows, ["gap \\ length", *(f"{f}L" for f in fs)])
-        out.append(f"**{name}** (seed {rec['seed']}, lr {rec['lr']:g})\n\n{table}")
+        out.append(f"**{name}** (mean of seeds {seeds}, lr {lr:g})\n\n{table}")
     return "\n\n".join(out) or "(no gap x length grid in this run)"
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #7ee2688e
@@ -1328,30 +1335,16 @@ def plot_grid(res: dict):
     import matplotlib.pyplot as plt
 
     task = res["config"]["tasks"][0]
-    recs = [
-        next(
-            (
-                r
-                for r in res["runs"]
-                if r["task"] == task
-                and r["model"] == n
-                and r["lr"] == v["lr"]
-                and "grid" in r
-                and not r.get("heldout")
-            ),
-            None,
-        )
-        for n, v in res["summary"][task].items()
-    ]
-    recs = [r for r in recs if r is not None]
-    if not recs:
+    grids = {n: _grid_mean(res, task, n) for n in res["summary"][task]}
+    grids = {n: g for n, g in grids.items() if g is not None}
+    if not grids:
         return None
-    fig, axs = plt.subplots(1, len(recs), figsize=(3.2 * len(recs), 3), squeeze=False)
-    for ax, rec in zip(axs[0], recs):
-        fs = sorted({c["length"] for c in rec["grid"]})
+    fig, axs = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3), squeeze=False)
+    for ax, (name, (seeds, lr, acc)) in zip(axs[0], grids.items()):
+        fs = sorted({f for f, _ in acc})
         a = np.full((len(fs), len(fs)), np.nan)
-        for c in rec["grid"]:
-            a[fs.index(c["gap"]), fs.index(c["length"])] = 100 * c["acc"]
+        for (f, g), v in acc.items():
+            a[fs.index(g), fs.index(f)] = 100 * v
         im = ax.imshow(a, vmin=0, vmax=100, cmap="viridis", origin="lower")
         for (r, c), v in np.ndenumerate(a):
             if not np.isnan(v):
@@ -1359,10 +1352,39 @@ def plot_grid(res: dict):
         ax.set_xticks(range(len(fs)), [f"{f}L" for f in fs])
         ax.set_yticks(range(len(fs)), [f"{f}L" for f in fs])
         ax.set_xlabel("test length")
-        ax.set_title(f"{rec['model']} (lr {rec['lr']:g})", fontsize=9)
+        ax.set_title(f"{name} (lr {lr:g}, {len(seeds)} seed(s))", fontsize=9)
         ax.grid(False)
     axs[0, 0].set_ylabel("marker gap")
     fig.colorbar(im, ax=axs[0].tolist(), shrink=0.8, label="accuracy (%)")
+    return fig
+
+# %% ../../nbs/12_multiscale_experiment.ipynb #3004f5b8
+def plot_state_norms(res: dict, key: str = "4x"):
+    "The SSM state's norm (all layers) against position on test set `key`, mean over seeds, per measured model."
+    import matplotlib.pyplot as plt
+
+    c = res["config"]
+    task = c["tasks"][0]
+    curves = {
+        n: [
+            np.asarray(r["state_norm"][key]).sum(1)
+            for r in reported_runs(res, task, n)
+            if key in r.get("state_norm", {})
+        ]
+        for n in res["summary"][task]
+    }
+    curves = {n: np.stack(v) for n, v in curves.items() if v}  # (seeds, l)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 3.5))
+    for n, y in curves.items():
+        (line,) = ax.plot(np.arange(1, y.shape[1] + 1), y.mean(0), label=f"{n} ({len(y)} seeds)")
+        ax.fill_between(np.arange(1, y.shape[1] + 1), y.min(0), y.max(0), color=line.get_color(), alpha=0.15)
+    ax.axvline(c["train_len"], color="gray", ls=":", label="longest training length L")
+    ax.set_xlabel(f"position in the {key} test sequences")
+    ax.set_ylabel("SSM state norm (all layers)")
+    ax.set_title(f"{task}: does the state leave the range seen in training?")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #72bfd1aa
@@ -1381,6 +1403,7 @@ def plot(
     for t in res["config"].get("curve_tasks") or ():
         figs[f"acc_vs_flops_{t}"] = plot_acc_vs_flops(res, 1, t)
     figs["gap_length_grid"] = plot_grid(res)
+    figs["state_norms"] = plot_state_norms(res)
     return {k: f for k, f in figs.items() if f is not None}
 
 # %% ../../nbs/12_multiscale_experiment.ipynb #faa4934f
