@@ -813,11 +813,7 @@ def _multiscale_headline(res: dict, cfg: MultiScaleExperimentConfig) -> dict:
         for name, s in res["summary"][task].items():
             if task != t0 and name not in ("multiscale", "single"):
                 continue
-            vals = lambda key: [
-                r["acc"][key]
-                for r in res["runs"]
-                if r["task"] == task and r["model"] == name and r["lr"] == s["lr"] and not r.get("heldout")
-            ]
+            vals = lambda key: [r["acc"][key] for r in reported_runs(res, task, name)]
             for f in fs if task == t0 else (1,):
                 h[f"{task}/{name}/acc_{f}x"] = metric(vals(f"{f}x"), "%", f"{task}, {name}, accuracy at {f}x")
     best = best_remedy(res, "multiscale")
@@ -931,13 +927,9 @@ BASELINES = ("single", "lstm", "gru", "transformer", "meanpool")
 # %% ../../nbs/12_multiscale_experiment.ipynb #9a8d0cf5
 def _seed_gap(res: dict, task: str, key: str) -> dict | None:  # a `metric` in points, or None
     "Multi-scale minus single-scale accuracy on test set `key`, paired by seed (each model at its chosen lr)."
-    s, by = res["summary"][task], {}
+    by = {}
     for n in ("multiscale", "single"):
-        by[n] = {
-            r["seed"]: r["acc"].get(key)
-            for r in res["runs"]
-            if r["task"] == task and r["model"] == n and r["lr"] == s[n]["lr"] and not r.get("heldout")
-        }
+        by[n] = {r["seed"]: r["acc"].get(key) for r in reported_runs(res, task, n)}
     seeds = sorted(set(by["multiscale"]) & set(by["single"]))
     if not seeds or any(by[n][x] is None for n in by for x in seeds):
         return None

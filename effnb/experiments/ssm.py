@@ -273,8 +273,8 @@ def run_selective_copying(
     rest = [(k, chosen[k], s, "", gate(k, s)) for k in KINDS for s in cfg.seeds if s not in swept]
     runs += _copy_runs(cfg, rest, cache, **how)
     for r in runs:
-        held = r["seed"] in cfg.heldout_seeds
-        r.update(swept=r["seed"] in swept, heldout=held, chosen=r["lr"] == chosen[r["model"]] and not held)
+        # `heldout` comes with the record (`_copy_job`)
+        r.update(swept=r["seed"] in swept, chosen=r["lr"] == chosen[r["model"]] and not r["heldout"])
     stalled = [r["seed"] for r in runs if r["model"] == "selective" and r["chosen"] and r["stalled"]]
     diag = [
         ("selective", chosen["selective"], s, v, False)
