@@ -7,7 +7,7 @@ __all__ = ['FAST_SAVE_BYTES', 'selective_scan_ref', 'auto_backend', 'selective_s
            'selective_state_update']
 
 # %% ../nbs/01_scan.ipynb #612a3adc
-import os, sys, time, hashlib, warnings, functools
+import os, sys, time, hashlib, warnings, functools, contextlib
 from typing import Callable
 from pathlib import Path
 from dataclasses import dataclass
@@ -516,6 +516,23 @@ def _native_cached() -> bool:
     "Whether this build of the native kernels is on disk already (loading it then takes a second)."
     return any(_native_build_dir().glob("*.so"))
 
+# %% ../nbs/01_scan.ipynb #b7f8c7f3
+@contextlib.contextmanager
+def _build_lock(build: Path):
+    "Hold an OS lock on the build folder `build` (released if this process dies); remove torch's stale `lock` file."
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: torch's own file lock only
+        yield
+        return
+    with open(build / ".effnb_flock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # waits while another live process builds or loads here
+        try:
+            (build / "lock").unlink(missing_ok=True)  # no live holder: left by a killed process
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
 # %% ../nbs/01_scan.ipynb #b7d81e4e
 def _native_module():
     "The C++ kernels of `effnb/csrc`, built by `torch.utils.cpp_extension.load` on first use (kept on disk)."
@@ -533,13 +550,14 @@ def _native_module():
 
             build = _native_build_dir()
             os.makedirs(build, exist_ok=True)
-            _NATIVE["mod"] = load(
-                name="effnb_native_scan",
-                sources=[str(_CSRC / f) for f in _NATIVE_SOURCES],
-                build_directory=str(build),
-                extra_cflags=list(_NATIVE_FLAGS),
-                extra_ldflags=["-fopenmp"],
-            )
+            with _build_lock(build):
+                _NATIVE["mod"] = load(
+                    name="effnb_native_scan",
+                    sources=[str(_CSRC / f) for f in _NATIVE_SOURCES],
+                    build_directory=str(build),
+                    extra_cflags=list(_NATIVE_FLAGS),
+                    extra_ldflags=["-fopenmp"],
+                )
         except Exception as e:
             msg = str(e).strip().splitlines()[-1][:200] if str(e).strip() else ""
             raise RuntimeError(

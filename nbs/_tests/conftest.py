@@ -7,5 +7,8 @@ def pytest_addoption(parser):
     )
     parser.addoption("--nb-flags", default="", help="space-separated extra tst_flags to run (e.g. 'slow')")
     parser.addoption(
-        "--nb-timeout", type=float, default=1800, help="seconds allowed per notebook (default 1800)"
+        "--nb-timeout",
+        type=float,
+        default=900,
+        help="seconds allowed per notebook (default 900: a hung notebook fails, not the whole run)",
     )
