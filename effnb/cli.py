@@ -29,8 +29,8 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--preset",
         default="quick",
-        choices=["tiny", "quick", "full"],
-        help="tiny (seconds), quick (minutes) or full (the committed results)",
+        help="tiny (seconds), quick (minutes), full (the committed results), or another of the experiments' "
+        "presets, e.g. objects_full (see `effnb list`)",
     )
     r.add_argument("--out", default="runs", help="output folder (default: ./runs)")
     r.add_argument("--seed", type=int, default=None, help="base seed (default: the preset's)")
@@ -207,6 +207,12 @@ def _summary_table(
         rows.append(f"| {m.get('label') or k} | {fmt_metric(m)} | {expected(k)} | {yes(k)} | {f} |")
     return "\n".join(rows)
 
+# %% ../nbs/20_cli.ipynb #1ba419a6
+def _full_preset(preset: str) -> str:
+    "The full preset of a preset's family: `full` for `quick`, `objects_full` for `objects_quick`."
+    head, _, _ = preset.rpartition("_")
+    return f"{head}_full" if head else "full"
+
 # %% ../nbs/20_cli.ipynb #70c64d02
 def _check_execution(args) -> None:
     "Check `--device`, `--executor` and `--workers` before anything runs: a usage error says what is valid."
@@ -260,26 +266,38 @@ def _with_execution(names: list, table: dict, overrides: dict, args) -> dict:  #
 # %% ../nbs/20_cli.ipynb #fdd2524f
 def cmd_reproduce(args) -> int:
     "Run the selected experiments into OUT/NAME; write OUT/summary.md beside the committed (or `--compare`) results."
-    from effnb.experiments.base import execute, load_results, compare
+    from effnb.experiments.base import execute, load_results, compare, get_config, results_folder
     from effnb.experiments.tables import headline_table, compare_table
     from effnb.experiments.provenance import describe_results
 
     table = _experiments(args.plugin)
     names = _select(args.experiments, table, "experiment")
+    if not args.experiments:  # all: those that have the preset (objects_full: vlm and svtr)
+        names = [n for n in names if args.preset in table[n].presets]
+        if not names:
+            raise UsageError(f"no experiment has a preset {args.preset!r} (see `effnb list`)")
     overrides = {n: _config_sets(args.set, table[n].config, n) for n in names}
     for n in names:
         if args.preset not in table[n].presets:
-            raise UsageError(f"experiment {n!r} has no preset {args.preset!r}")
+            raise UsageError(
+                f"experiment {n!r} has no preset {args.preset!r}; its presets: {', '.join(table[n].presets)}"
+            )
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     _check_execution(args)
     overrides = _with_execution(names, table, overrides, args)
-    refs = {n: _compare_path(args.compare, n, len(names)) for n in names} if args.compare else {}
+    folder = {  # each run's results folder: a dataset's own (`results_folder`)
+        n: results_folder(table[n], get_config(table[n], args.preset, args.seed, overrides.get(n)))
+        for n in names
+    }
+    refs = {n: _compare_path(args.compare, folder[n], len(names)) for n in names} if args.compare else {}
     for n, p in refs.items():
         if not p.is_file():
             raise UsageError(f"--compare: no results file {p} for experiment {n!r}")
-    refs = {n: load_results(n, p) for n, p in refs.items()}
-    committed = {n: _references(n) for n in names} if not args.compare else {}  # read now: OUT may be RESULTS
+    refs = {n: load_results(folder[n], p) for n, p in refs.items()}
+    committed = (
+        {n: _references(folder[n]) for n in names} if not args.compare else {}
+    )  # now: OUT may be RESULTS
     out, rows = Path(args.out), []
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -300,7 +318,7 @@ def cmd_reproduce(args) -> int:
             status, body = "ok", describe_results(res)  # provenance, and a warning if the machine was busy
             c = committed.get(n, {})
             if c:  # beside the committed run of the same preset (the expected range) and the full preset
-                body += "\n\n" + _summary_table(res, c.get(args.preset), c.get("full"))
+                body += "\n\n" + _summary_table(res, c.get(args.preset), c.get(_full_preset(args.preset)))
         except Exception as e:
             traceback.print_exc()
             status, body, res = "failed", f"`{type(e).__name__}: {e}`", None
@@ -316,7 +334,7 @@ def cmd_reproduce(args) -> int:
                 )
             body += "\n\n" + compare_table(compare(res, ref), args.preset, ref["meta"]["preset"])
         rows.append(dict(name=n, status=status, seconds=time.perf_counter() - t0, body=body))
-        print(f"{n}: {status} in {rows[-1]['seconds']:.1f} s -> {out / n}", file=sys.stderr)
+        print(f"{n}: {status} in {rows[-1]['seconds']:.1f} s -> {out / folder[n]}", file=sys.stderr)
     from effnb.core import atomic_path
 
     with atomic_path(out / "summary.md") as tmp:

@@ -14,7 +14,9 @@ from effnb.experiments.base import (
     EXPERIMENT_NAMES,
     EXTRA_NAMES,
     Experiment,
+    ResultSet,
     get_experiment,
+    result_sets,
     load_results,
     results_dir,
 )
@@ -22,20 +24,20 @@ from .provenance import run_seconds, _resumed
 from ..core import markdown_table
 
 # %% ../../nbs/10d_findings.ipynb #795a396c
-def _row(exp: Experiment, i: int, root: Path) -> list:
-    "The README row of one experiment: headline result, status (judged only on the full preset), evidence."
-    p = root / exp.name / "results.json"
+def _row(rs: ResultSet, i: int, root: Path) -> list:
+    "The README row of one result set: headline result, status (judged only on its full preset), evidence."
+    p = root / rs.name / "results.json"
     if not p.is_file():
-        return [f"{i}. {exp.title}", "no committed results", "-", f"`{exp.notebook}`"]
-    res = load_results(exp.name, p)
-    f, m = exp.findings(res), res["meta"]
+        return [f"{i}. {rs.title}", "no committed results", "-", f"`{rs.notebook}`"]
+    res = load_results(rs.name, p)
+    f, m = rs.findings(res), res["meta"]
     th = f"{m['threads']} thread{'s' if m['threads'] != 1 else ''}"
     wall = f"{m['seconds']:.0f} s" if m["seconds"] < 120 else f"{m['seconds'] / 60:.0f} min"
     secs = run_seconds(res)
     if _resumed(res) and secs:  # the wall-clock is the last session's only
         wall += f" (resumed; its runs trained {sum(secs) / 60:.0f} min in all)"
-    status = f["status"] if m["preset"] == "full" else f"not judged: {m['preset']} preset ({f['status']})"
-    return [f"{i}. {exp.title}", f["result"], status, f"`{exp.notebook}`, preset {m['preset']}, {th}, {wall}"]
+    status = f["status"] if m["preset"] == rs.preset else f"not judged: {m['preset']} preset ({f['status']})"
+    return [f"{i}. {rs.title}", f["result"], status, f"`{rs.notebook}`, preset {m['preset']}, {th}, {wall}"]
 
 # %% ../../nbs/10d_findings.ipynb #10d80129
 def _bench_rows(exp: Experiment, i: int, root: Path) -> list:
@@ -57,9 +59,13 @@ def findings_table(
     names: tuple = EXPERIMENT_NAMES + EXTRA_NAMES,  # experiments, in order
     root: str | Path | None = None,  # a results folder (default: `results_dir()`)
 ) -> str:
-    "Markdown: one row per experiment: headline result, status (judged only on the full preset), evidence."
-    root, rows = Path(root) if root else results_dir(), []
-    for i, n in enumerate(names, 1):
+    "Markdown: a row per result set (`result_sets`) and committed benchmark: headline, status, evidence."
+    root, rows, i = Path(root) if root else results_dir(), [], 0
+    for n in names:
         exp = get_experiment(n)
-        rows += [_row(exp, i, root), *_bench_rows(exp, i, root)]
+        for j, rs in enumerate(result_sets(exp)):
+            i += 1
+            rows.append(_row(rs, i, root))
+            if j == 0:  # the benchmarks follow the experiment's own row
+                rows += _bench_rows(exp, i, root)
     return markdown_table(rows, ["experiment", "result", "status", "evidence"])

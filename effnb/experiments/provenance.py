@@ -91,7 +91,7 @@ def describe_results(
     if m.get("scan_backend"):
         text += f" Selective scan: the `{m['scan_backend']}` backend."
     text += _busy(res)
-    if m["preset"] != "full":
+    if m["preset"] != "full" and not m["preset"].endswith("_full"):  # objects_full: a dataset's full preset
         text += (
             f"\n\n> **Not the full preset.** These are the `{m['preset']}` preset's results (smaller models, "
             "budgets or test sets); they can differ from the full preset's, even in direction."

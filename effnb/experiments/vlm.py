@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'CONTROLS', 'LLAVA_N_VISUAL', 'MODEL_ROWS', 'GOAL_ACC', 'VLM_FIGURES', 'EXPERIMENT', 'VLMExperimentConfig',
-           'run_config', 'seed_parts', 'seed_jobs', 'train_part', 'seed_record', 'probe_positions', 'time_vs_tokens',
-           'train_seeds', 'run', 'qtype_accuracy_table', 'seed_table', 'training_table', 'probe_table',
-           'token_cost_table', 'slope_table', 'llava7b_table', 'report', 'findings', 'plot_accuracy', 'plot_training',
-           'plot_token_cost', 'plot_time', 'plot_llava7b', 'show_batch', 'plot']
+           'run_config', 'results_name', 'seed_parts', 'seed_jobs', 'train_part', 'seed_record', 'probe_positions',
+           'time_vs_tokens', 'train_seeds', 'run', 'qtype_accuracy_table', 'seed_table', 'training_table',
+           'probe_table', 'token_cost_table', 'slope_table', 'llava7b_table', 'report', 'findings', 'findings_objects',
+           'plot_accuracy', 'plot_training', 'plot_token_cost', 'plot_time', 'plot_llava7b', 'show_batch', 'plot']
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0004
 import time, json, tempfile, dataclasses, contextlib, importlib
@@ -36,7 +36,7 @@ from effnb.vlm_train import (
 )
 from ..stats import paired_bootstrap
 from .figures import tidy_log_axes
-from .base import Experiment, metric, fmt_metric, verdict
+from .base import Experiment, ResultSet, metric, fmt_metric, verdict, NOT_RESOLVED
 from .provenance import run_meta
 from .tables import headline_table
 from ..runner import Job, run_jobs, checkpoints
@@ -159,6 +159,25 @@ PRESETS = {  # `get_config` names each by its key
     ),
     "full": VLMExperimentConfig(n_seeds=3, controls=("no_gain_reset", "no_table")),
 }
+
+# %% ../../nbs/13_vlm_experiment.ipynb #852d9a6c
+PRESETS |= {  # experiment 3b: real objects (Fashion-MNIST clothes); "toy" is a stand-in for the tests
+    "objects_tiny": dataclasses.replace(PRESETS["tiny"], objects="toy", controls=()),
+    "objects_quick": dataclasses.replace(PRESETS["quick"], objects="fashion_mnist"),
+    "objects_full": dataclasses.replace(
+        PRESETS["quick"],
+        objects="fashion_mnist",
+        n_seeds=3,
+        pre_steps=1000,
+        steps=3000,
+        pos_steps=1000,
+    ),
+}
+
+# %% ../../nbs/13_vlm_experiment.ipynb #82e19603
+def results_name(cfg: VLMExperimentConfig) -> str:
+    "Where a config's results go: `vlm` for drawn shapes, `objects` (experiment 3b) for real objects."
+    return "vlm" if cfg.objects == "shapes" else "objects"
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0018
 def seed_parts(cfg: VLMExperimentConfig) -> tuple:  # part names, in the order a seed runs them
@@ -701,6 +720,25 @@ def findings(res: dict) -> dict:
     m = h.get("acc_vlm_fresh", h["acc_vlm"])  # judged on the split no design choice has seen
     return {"result": result, "status": verdict(m, GOAL_ACC)}
 
+# %% ../../nbs/13_vlm_experiment.ipynb #e593814c
+def findings_objects(res: dict) -> dict:
+    "Experiment 3b's README row: VLM accuracy on real-object scenes against the text-only floor (paired) and chance."
+    h = res["headline"]
+    floor = f", text-only {fmt_metric(h['acc_text_only'])}" if "acc_text_only" in h else ""
+    fresh = f", fresh split {fmt_metric(h['acc_vlm_fresh'])}"
+    result = (
+        f"VLM {fmt_metric(h['acc_vlm'])} test accuracy{fresh}{floor}, chance {fmt_metric(h['acc_chance'])}"
+    )
+    if "effect_text_only_items" not in h:
+        return {"result": result, "status": NOT_RESOLVED}
+    e = h["effect_text_only_items"]
+    result += f"; VLM minus text-only {fmt_metric(e, 1)} (paired, test questions)"
+    v = verdict(e, 0.0)
+    return {
+        "result": result,
+        "status": {"met": "above the text-only floor", "missed": "not above the text-only floor"}.get(v, v),
+    }
+
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0048
 def plot_accuracy(res: dict):
     "Test accuracy per question type: VLM, text-only floor and chance (mean over seeds)."
@@ -876,4 +914,14 @@ EXPERIMENT = Experiment(
     report=report,
     findings=findings,
     notebook="13_vlm_experiment",
+    results_name=results_name,
+    result_sets=(
+        ResultSet(
+            "objects",
+            "Tiny LLaVA on real object scenes",
+            "objects_full",
+            "13a_objects_experiment",
+            findings_objects,
+        ),
+    ),
 )
