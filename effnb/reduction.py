@@ -9,7 +9,8 @@ __all__ = ['METRICS', 'MLP_FLOP_TERM', 'LLAVA15_7B', 'METHODS', 'Reduced', 'budg
            'visionzip_tokens', 'prumerge_budget', 'prumerge_tokens', 'LMCost', 'layer_flops', 'equivalent_tokens',
            'compression', 'reduce_visual_tokens', 'TokenScorer', 'encode_image', 'question_query', 'reduced_prompt',
            'reduced_prefill', 'fastv_prefill', 'fastv_layer', 'fastv_settings', 'token_saliency', 'time_prefill',
-           'time_scoring', 'llava_image_features', 'llava_reduced_inputs', 'tiny_hf_llava', 'llava_prompt']
+           'time_scoring', 'time_pipeline', 'llava_image_features', 'llava_reduced_inputs', 'tiny_hf_llava',
+           'llava_prompt']
 
 # %% ../nbs/04_reduction.ipynb #21d81b82
 import math
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import benchmark
+import time
+from .core import benchmark, num_threads
 from .layers import rope_cos_sin
 from .scenes import WordTokenizer
 from .vlm import TinyLlava, PromptLayout, prompt_layout, splice_image, answer_outputs
@@ -810,6 +812,81 @@ def time_scoring(
     for m in methods:
         res[m] = med(lambda: reduce_visual_tokens(feats, n_keep, m, cls, q, g(), diversity, keys=keys))
     return res
+
+# %% ../nbs/04_reduction.ipynb #cb3b9126
+@torch.inference_mode()
+def time_pipeline(
+    model: TinyLlava,  # the VLM (its device is the timed one)
+    batch: dict,  # the timed prompts (pixel_values, question_ids)
+    budgets: list,  # visual tokens reaching the LM; n (all, no selection) is always timed
+    method: str = "svtr",  # the selection timed (one of `METHODS`)
+    repeats: int = 15,  # timed rounds (medians)
+    threads: int = 1,  # torch threads while timing
+    diversity: float = 0.5,  # SVTR's coverage share
+    tokenizer: WordTokenizer | None = None,  # the VLM's (default `WordTokenizer()`)
+) -> list:  # rows per n_keep, n first: median seconds of vision, select, prefill, total; and every round's
+    "End-to-end time of a one-word answer per budget: vision tower, selection, LM prefill; stage by stage, round-robin."
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
+    tok, dev = tokenizer or WordTokenizer(), next(model.parameters()).device
+    pv, qids = batch["pixel_values"], batch["question_ids"]
+    n = model.config.vision_config.num_patches
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    blocks, layer = model.vision_tower.layers, model.config.vision_feature_layer
+
+    def once(nk):  # seconds of (vision, select, prefill)
+        sync()
+        t0 = time.perf_counter()
+        hs = model.vision_tower(pv).hidden_states
+        feats = model.multi_modal_projector(hs[layer][:, 1:])  # (b, n, d)
+        sync()
+        t1 = time.perf_counter()
+        if nk == n:
+            x, pos, bias = splice_image(model, feats, qids, tok), None, None
+        else:
+            cls = feature_layer_cls_attention(blocks, hs, layer)
+            keys = feature_layer_keys(blocks, hs, layer) if method in ("visionzip", "prumerge") else None
+            q = question_query(model, qids) if "query" in method else None
+            g = torch.Generator(device=feats.device).manual_seed(0)
+            r = reduce_visual_tokens(feats, nk, method, cls, q, g, diversity, keys=keys)
+            x, pos, bias = reduced_prompt(model, r, qids, n, tok, proportional=method == "tome")
+        sync()
+        t2 = time.perf_counter()
+        answer_outputs(model, x, pos, bias)
+        sync()
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
+
+    order = [n] + [nk for nk in dict.fromkeys(budgets) if nk != n]
+    t = {nk: [] for nk in order}
+    with num_threads(threads):
+        for nk in order:  # warm-up
+            once(nk)
+        for _ in range(repeats):  # round robin, so load spikes hit all budgets alike
+            for nk in order:
+                t[nk].append(once(nk))
+    med = lambda xs: float(np.median(xs))
+    rows = []
+    for nk in order:
+        v, s, p = (list(x) for x in zip(*t[nk]))
+        tot = [a + b + c for a, b, c in t[nk]]
+        rows.append(
+            dict(
+                n_keep=nk,
+                method=method if nk != n else None,
+                vision_s=med(v),
+                select_s=med(s),
+                prefill_s=med(p),
+                total_s=med(tot),
+                vision_repeats_s=v,
+                select_repeats_s=s,
+                prefill_repeats_s=p,
+                total_repeats_s=tot,
+                batch=len(qids),
+                threads=threads,
+                repeats=repeats,
+            )
+        )
+    return rows
 
 # %% ../nbs/04_reduction.ipynb #6608bb4b
 def _parts(model) -> tuple:  # (vision_tower, projector, config)
