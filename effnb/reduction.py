@@ -8,12 +8,12 @@ __all__ = ['METRICS', 'MLP_FLOP_TERM', 'LLAVA15_7B', 'METHODS', 'Reduced', 'budg
            'select_visual_tokens', 'prompt_position_ids', 'random_tokens', 'grid_tokens', 'pool_tokens', 'tome_merge',
            'visionzip_tokens', 'prumerge_budget', 'prumerge_tokens', 'LMCost', 'layer_flops', 'equivalent_tokens',
            'compression', 'reduce_visual_tokens', 'TokenScorer', 'encode_image', 'question_query', 'reduced_prompt',
-           'reduced_prefill', 'fastv_prefill', 'fastv_layer', 'fastv_settings', 'token_saliency', 'time_prefill',
-           'time_scoring', 'time_pipeline', 'llava_image_features', 'llava_reduced_inputs', 'tiny_hf_llava',
-           'llava_prompt']
+           'reduced_prefill', 'fastv_prefill', 'fastv_layer', 'fastv_settings', 'token_saliency', 'reduced_answer_loss',
+           'ReductionTuning', 'finetune_for_reduction', 'time_prefill', 'time_scoring', 'time_pipeline',
+           'llava_image_features', 'llava_reduced_inputs', 'tiny_hf_llava', 'llava_prompt']
 
 # %% ../nbs/04_reduction.ipynb #21d81b82
-import math
+import math, copy
 from dataclasses import dataclass
 
 # %% ../nbs/04_reduction.ipynb #57163692
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 import time
 from .core import benchmark, num_threads
 from .layers import rope_cos_sin
-from .scenes import WordTokenizer
+from .scenes import WordTokenizer, SceneConfig, make_scene_batch, tokenizer_for
+from .train import TrainConfig, train, step_seed
 from .vlm import TinyLlava, PromptLayout, prompt_layout, splice_image, answer_outputs
 
 # %% ../nbs/04_reduction.ipynb #6f508fd5
@@ -744,6 +745,104 @@ def token_saliency(
     )
     (g,) = torch.autograd.grad(lp.gather(1, batch["answer_ids"][:, None]).sum(), feats)  # (b, n, d)
     return feats.detach(), q, (g * feats.detach()).sum(-1).abs()  # (b, n)
+
+# %% ../nbs/04_reduction.ipynb #6cfe647c
+def reduced_answer_loss(
+    model: TinyLlava,  # the VLM (its projector and LM are trained; gradients reach the kept tokens)
+    batch: dict,  # pixel_values, question_ids, answer_ids and "n_keep", the step's budget
+    method: str = "svtr",  # the reducer (one of `METHODS`)
+    diversity: float = 0.5,  # SVTR's coverage share
+    tokenizer: WordTokenizer | None = None,  # the VLM's (default `WordTokenizer()`)
+) -> tuple:  # (loss, {"acc": ...})
+    "Answer cross-entropy with the image reduced to `batch['n_keep']` visual tokens by `method` (all of them: none)."
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
+    vt, layer = model.vision_tower, model.config.vision_feature_layer
+    with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in vt.parameters())):
+        hs = vt(batch["pixel_values"]).hidden_states  # a frozen tower: no graph
+    feats = model.multi_modal_projector(hs[layer][:, 1:])  # (b, n, d), with gradients to the projector
+    n, nk, qids = feats.shape[1], int(batch["n_keep"]), batch["question_ids"]
+    if nk >= n:
+        r = select_visual_tokens(feats, n)  # every token, in order: no reduction
+    else:
+        with torch.no_grad():  # the scores only rank tokens
+            cls = feature_layer_cls_attention(vt.layers, hs, layer)
+            keys = feature_layer_keys(vt.layers, hs, layer) if method in ("visionzip", "prumerge") else None
+            q = question_query(model, qids) if "query" in method else None
+        g = torch.Generator(device=feats.device).manual_seed(int(batch.get("step", 0)))  # random's draw
+        r = reduce_visual_tokens(feats, nk, method, cls, q, g, diversity, keys=keys)
+    x, pos, bias = reduced_prompt(model, r, qids, n, tokenizer, proportional=method == "tome")
+    logits = model.language_model(
+        inputs_embeds=x, position_ids=pos, attention_bias=bias, logits_to_keep=1
+    ).logits[:, -1]
+    y = batch["answer_ids"]
+    return F.cross_entropy(logits, y), {"acc": (logits.argmax(-1) == y).float().mean().item()}
+
+# %% ../nbs/04_reduction.ipynb #9f158e47
+@dataclass
+class ReductionTuning:
+    "Fine-tuning a trained VLM with token reduction in the loop: one budget drawn at random per step (MQT-LLaVA)."
+
+    method: str = "svtr"  # the reducer trained for (one of `METHODS`)
+    keep_ratios: tuple = (
+        1.0,
+        1 / 2,
+        1 / 4,
+        3 / 16,
+        1 / 8,
+        1 / 9,
+        1 / 16,
+    )  # drawn uniformly; 1.0: every token
+    steps: int = 600  # optimizer steps
+    lr: float = 3e-4  # peak learning rate (warm-up, then cosine)
+    warmup_steps: int = 50
+    weight_decay: float = 0.05  # stage 2's
+    batch_size: int = 64  # images per step, one question each
+    seed: int = 1  # of the data stream and the budgets drawn (the VLM's own stages used others)
+    diversity: float = 0.5  # SVTR's coverage share
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}: expected one of {METHODS}")
+        if not self.keep_ratios or not all(0 < x <= 1 for x in self.keep_ratios):
+            raise ValueError(f"keep_ratios must be fractions in (0, 1], got {self.keep_ratios!r}")
+
+# %% ../nbs/04_reduction.ipynb #74bda2f4
+def finetune_for_reduction(
+    model: TinyLlava,  # a trained VLM; left unchanged
+    scenes: SceneConfig,  # its scenes (training split)
+    cfg: ReductionTuning = ReductionTuning(),  # method, budgets, schedule
+    progress: bool = False,  # progress bar
+    ckpt_path: str | None = None,  # resumable checkpoint of the fine-tuning
+) -> tuple:  # (the fine-tuned copy in eval mode, TrainResult)
+    "A copy of `model` whose projector and LM are trained with `cfg.method` reducing the image to a budget drawn per step."
+    m = copy.deepcopy(model).train()
+    m.vision_tower.requires_grad_(False)  # frozen, as in LLaVA's second stage
+    tok, dev = tokenizer_for(scenes), next(m.parameters()).device
+    n = m.config.vision_config.num_patches
+    budgets = [budget(n, x) for x in cfg.keep_ratios]
+
+    def batch_fn(step):  # depends only on (seed, step): resumable and the same on every device
+        b = make_scene_batch(cfg.batch_size, step_seed(cfg.seed, step), "train", scenes, tok)
+        nk = budgets[int(np.random.default_rng(step_seed(cfg.seed + 1, step)).integers(len(budgets)))]
+        return {
+            **{k: v.to(dev) if torch.is_tensor(v) else v for k, v in b.items()},
+            "n_keep": nk,
+            "step": step,
+        }
+
+    tc = TrainConfig(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        warmup_steps=min(cfg.warmup_steps, cfg.steps // 2),
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        progress=progress,
+        desc=f"tune {cfg.method}",
+        ckpt_path=ckpt_path,
+    )
+    res = train(m, batch_fn, lambda mm, b: reduced_answer_loss(mm, b, cfg.method, cfg.diversity, tok), tc)
+    return m.eval(), res
 
 # %% ../nbs/04_reduction.ipynb #ba7d08d7
 @torch.inference_mode()

@@ -15,7 +15,7 @@ from ..core import markdown_table
 def _common(shapes: dict, objects: dict, ratio: float) -> list:
     "The methods both results compared with SVTR at budget `ratio`, SVTR first."
     a, b = shapes["paired"][f"{ratio:.6f}"], objects["paired"][f"{ratio:.6f}"]
-    return ["svtr"] + [m for m in a if m in b and m not in ("full", "fastv_paper")]
+    return ["svtr"] + [m for m in a if m in b and not m.startswith("full") and m != "fastv_paper"]
 
 # %% ../../nbs/14a_svtr_objects_experiment.ipynb #b31eb1cb
 def _agreement(on_shapes: str, on_objects: str) -> str:
