@@ -55,6 +55,8 @@ class TrainConfig:
     stop_at: float | None = (
         None  # stop once `monitor` reaches this value (e.g. 1.0 for accuracy: nothing to gain)
     )
+    # {parameter-name prefix: multiplier of lr}, e.g. {"vision_tower.": 0.1}: a part trained at a lower rate
+    lr_scales: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.steps < 1:
@@ -90,13 +92,25 @@ def lr_factor(
 
 # %% ../nbs/00a_train.ipynb #301eb0af
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    "AdamW with weight decay on parameters of 2 or more dimensions only (the usual GPT/Mamba recipe)."
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+    "AdamW with weight decay on parameters of 2 or more dimensions only (the usual GPT/Mamba recipe); `lr_scales` per part."
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    unused = [k for k in cfg.lr_scales if not any(n.startswith(k) for n in names)]
+    if unused:
+        raise ValueError(f"lr_scales names {unused}, which match no trainable parameter of the model")
+    scale = lambda n: next((s for k, s in cfg.lr_scales.items() if n.startswith(k)), 1.0)
+    groups = {(d, s): [] for s in dict.fromkeys([1.0, *cfg.lr_scales.values()]) for d in (True, False)}
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            groups[(p.ndim >= 2, scale(n))].append(p)  # the same group order as ever without lr_scales
+    return torch.optim.AdamW(
+        [
+            {"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr": cfg.lr * s}
+            for (decay, s), ps in groups.items()
+            if ps or s == 1.0
+        ],
+        lr=cfg.lr,
+        betas=tuple(cfg.betas),
+    )
 
 # %% ../nbs/00a_train.ipynb #7d1d8025
 def step_seed(

@@ -51,6 +51,10 @@ class VLMRunConfig:
     vision_pretrain: TrainConfig | None = None
     pretrain_batch_size: int = 64  # images per stage-1 step
     freeze_vision: bool = True  # stage 2 keeps the pretrained ViT frozen, as LLaVA-1.5 does
+    vision_lr_scale: float = 0.1  # with freeze_vision=False: stage 2 trains the ViT at this share of its rate
+    # stage 1 ends once the probes' worst accuracy (`acc_probe_min`: shape, colour and occupancy of the cells) reaches
+    # this on validation (checked every `vision_pretrain.eval_every` steps; `steps` is then a cap); None: all its steps
+    vision_stop_at: float | None = None
     # stage 3, after stage 2: the 2-D table's gain is set to `position_gain`, then every question type is
     # trained on with this schedule and data seed
     position_stage: TrainConfig | None = None
@@ -168,7 +172,7 @@ def probe_loss(
     probe: SceneProbe,
     batch: dict,  # from `make_scene_batch(..., patch_size=p)`
     mark_weight: float = 8.0,  # weight of the mark classes against "no mark" in the per-patch loss
-) -> tuple:  # (loss, {"acc_shape", "acc_colour", "acc_size", "acc_mark", "acc_count"})
+) -> tuple:  # (loss, {"acc_shape", "acc_colour", "acc_size", "acc_mark", "acc_count", "acc_occupancy", "acc_probe_min"})
     "Sum of the cross-entropies of all heads; accuracies on occupied cells, on the mark's patch and of the count."
     out, t, mk = (
         probe(batch["pixel_values"]),
@@ -195,7 +199,12 @@ def probe_loss(
     acc.update(
         acc_mark=(out["mark"].argmax(-1) == mk)[at].float().mean().item(),
         acc_count=(out["count"].argmax(-1) == count).float().mean().item(),
+        acc_occupancy=((out["shape"].argmax(-1) > 0) == occ)
+        .float()
+        .mean()
+        .item(),  # every cell: empty or not
     )
+    acc["acc_probe_min"] = min(acc["acc_shape"], acc["acc_colour"], acc["acc_occupancy"])
     return loss, acc
 
 # %% ../nbs/03b_vlm_train.ipynb #c1295182
@@ -220,11 +229,17 @@ def pretrain_vision(
     batch_fn = lambda step: to_device(
         make_scene_batch(rc.pretrain_batch_size, step_seed(seed, step), "train", rc.scenes, patch_size=p), dev
     )
+    stop = {} if rc.vision_stop_at is None else dict(monitor="acc_probe_min", stop_at=rc.vision_stop_at)
+    if stop and not rc.vision_pretrain.eval_every:
+        raise ValueError(
+            "vision_stop_at needs vision_pretrain.eval_every > 0: the probes are checked on validation"
+        )
     tcfg = dataclasses.replace(
         rc.vision_pretrain,
         ckpt_path=None if ckpt_path is None else str(ckpt_path),
         progress=progress,
         desc="vision",
+        **stop,
     )
     return train(probe, batch_fn, probe_loss, tcfg, eval_fn=lambda m: probe_loss(m, val)[1])
 
@@ -351,11 +366,15 @@ def train_vlm(
         vck = None if ckpt_path is None else Path(ckpt_path).with_name(Path(ckpt_path).stem + "_vision.ckpt")
         vres = pretrain_vision(model, rc, vck, progress)
         model.vision_tower.requires_grad_(not rc.freeze_vision)
+    tower = (
+        {} if text_only or rc.freeze_vision else {"vision_tower.": rc.vision_lr_scale}
+    )  # a trainable ViT, slower
     tcfg = dataclasses.replace(
         rc.train,
         ckpt_path=None if ckpt_path is None else str(ckpt_path),
         progress=progress,
         desc="text-only" if text_only else "vlm",
+        lr_scales={**rc.train.lr_scales, **tower},
     )
     res = _train_questions(model, rc, tcfg, seed, n_img)
     pres = (

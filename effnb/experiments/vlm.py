@@ -57,6 +57,16 @@ class VLMExperimentConfig:
     image_size: int = 64  # s: n = (s/8)² visual tokens
     turns: int = 6  # questions per training image (multi-turn prompts)
     pre_steps: int = 1500  # stage 1: ViT pretraining on dense scene labels (0: none)
+    # stage 1 ends once its probes' worst validation accuracy (shape, colour, occupancy) reaches this, checked 20
+    # times; `pre_steps` is then a cap (None: all `pre_steps`)
+    vision_stop_at: float | None = None
+    stem: str = (
+        "patch"  # the ViT's stem: "patch" (ViT, CLIP) or "conv" (early convolutions, `effnb.vlm.conv_stem`)
+    )
+    train_vision: bool = (
+        False  # stage 2 also trains the ViT, at `vision_lr_scale` of its rate (False: frozen)
+    )
+    vision_lr_scale: float = 0.1
     steps: int = 8000  # stage 2: visual instruction tuning (the text-only floor gets the same)
     lr: float = 2e-3  # stage 2 peak learning rate
     warmup: int = 100  # stage 2 warm-up steps
@@ -96,12 +106,13 @@ def run_config(
     cfg = PRESETS[cfg] if isinstance(cfg, str) else cfg
     seed = cfg.seed if seed is None else seed
     d, L, h = cfg.d, cfg.layers, max(2, cfg.d // 32)
-    vision = VisionConfig(cfg.image_size, 8, 3, d, L, h, 4 * d)
+    vision = VisionConfig(cfg.image_size, 8, 3, d, L, h, 4 * d, stem=cfg.stem)
     items = dict(objects=cfg.objects, root=cfg.root, qtypes=ITEM_QTYPES) if cfg.objects != "shapes" else {}
     scenes = SceneConfig(image_size=cfg.image_size, **items)
     text = TextConfig(max(64, tokenizer_for(scenes).vocab_size), d, L, h, 3 * d, 2048)
     model = VLMConfig(vision, text, visual_position_embedding=cfg.visual_position_embedding)
-    pre = _schedule(cfg.pre_steps, 3e-3, min(50, cfg.pre_steps), 5, seed) if cfg.pre_steps else None
+    pre_evals = 5 if cfg.vision_stop_at is None else 20  # a stopping rule checks more often
+    pre = _schedule(cfg.pre_steps, 3e-3, min(50, cfg.pre_steps), pre_evals, seed) if cfg.pre_steps else None
     pos = (
         _schedule(cfg.pos_steps, 1e-3, min(100, cfg.pos_steps // 10), 10, seed + 1) if cfg.pos_steps else None
     )
@@ -117,6 +128,9 @@ def run_config(
         qtype_start={"relpos": int(cfg.relpos_start * cfg.steps)},
         position_stage=pos,
         device=cfg.device,
+        freeze_vision=not cfg.train_vision,
+        vision_lr_scale=cfg.vision_lr_scale,
+        vision_stop_at=cfg.vision_stop_at,
     )
 
 # %% ../../nbs/13_vlm_experiment.ipynb #e13c0011
