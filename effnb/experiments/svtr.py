@@ -547,7 +547,13 @@ def evaluate_all(
         if ("svtr_tuned", 1 / 4, 0) in items
         else None
     )
-    share = share_interval(items[("svtr", 1 / 4, 0)], items[("full", 1.0, 0)], cfg.n_boot, cfg.seed)
+    shares = {  # of the full model's accuracy, per SVTR variant and headline budget (paired bootstrap)
+        f"{m}@{x:.6f}": share_interval(items[(m, x, 0)], items[("full", 1.0, 0)], cfg.n_boot, cfg.seed)
+        for m in ("svtr", "svtr_tuned")
+        for x in HEADLINE_RATIOS
+        if (m, x, 0) in items
+    }
+    share = shares[f"svtr@{1 / 4:.6f}"]
     floor = items[("no_image", 0.0, 0)]
     floor_share = (
         floor_share_interval(items[("svtr", 1 / 4, 0)], items[("full", 1.0, 0)], floor, cfg.n_boot, cfg.seed)
@@ -610,12 +616,7 @@ def evaluate_all(
         "share_25": share,
         "floor_share_25": floor_share,
         "tuning": tuning,
-        "shares": {  # of the full model's accuracy, per SVTR variant and headline budget (paired bootstrap)
-            f"{m}@{x:.6f}": share_interval(items[(m, x, 0)], items[("full", 1.0, 0)], cfg.n_boot, cfg.seed)
-            for m in ("svtr", "svtr_tuned")
-            for x in HEADLINE_RATIOS
-            if (m, x, 0) in items
-        },
+        "shares": shares,
         "prumerge_adaptive_k": float(prumerge_budget(cls).float().mean()),
         "timing": timing,
         "tiny_cost": asdict(tiny_cost),
@@ -675,12 +676,10 @@ def _svtr_headline(r: dict) -> dict:  # {key: `metric`}
             [method_row(r, "no_image")["acc"]], label="accuracy, no visual tokens", tol=0.01
         ),
     }
-    sh = r["share_25"]
-    h["svtr_share_25"] = metric(
-        sh["share"],
-        tol=0.02,
-        ci95=[sh["lo"], sh["hi"]],
-        label="SVTR accuracy at 25 % of the tokens / full accuracy (target >= 95 %; bootstrap over questions)",
+    h["svtr_share_25"] = _share_metric(
+        r["share_25"],
+        0.02,
+        "SVTR accuracy at 25 % of the tokens / full accuracy (target >= 95 %; bootstrap over questions)",
     )
     for m in ("svtr", "svtr_nosum", "divprune", "cls", "visionzip", "prumerge", "tome", "grid", "pool"):
         if method_row(r, m, 1 / 9):
@@ -708,12 +707,10 @@ def _svtr_headline(r: dict) -> dict:  # {key: `metric`}
     if r.get("tuning"):
         ch = r["tuning"]["chosen"]
         for x, name in ((1 / 4, "25"), (1 / 9, "1_9")):
-            s = r["shares"][f"{ch}@{x:.6f}"]
-            h[f"chosen_share_{name}"] = metric(
-                s["share"],
-                tol=0.02,
-                ci95=[s["lo"], s["hi"]],
-                label=f"{ch} (chosen on validation) at n_keep={budget(n, x)} / full accuracy (bootstrap over questions)",
+            h[f"chosen_share_{name}"] = _share_metric(
+                r["shares"][f"{ch}@{x:.6f}"],
+                0.02,
+                f"{ch} (chosen on validation) at n_keep={budget(n, x)} / full accuracy (bootstrap over questions)",
             )
         for m in ("svtr_tuned", "pool_tuned", "divprune_tuned"):
             if method_row(r, m, 1 / 9):
@@ -728,12 +725,10 @@ def _svtr_headline(r: dict) -> dict:  # {key: `metric`}
             label=f"{ch} (chosen on validation) minus {what} at n_keep={k9} (paired bootstrap)",
         )
     if r.get("floor_share_25"):
-        fs = r["floor_share_25"]
-        h["svtr_floor_share_25"] = metric(
-            fs["share"],
-            tol=0.04,
-            ci95=[fs["lo"], fs["hi"]],
-            label="SVTR at 25 %: share of the image's gain over the no-image floor kept (bootstrap over questions)",
+        h["svtr_floor_share_25"] = _share_metric(
+            r["floor_share_25"],
+            0.04,
+            "SVTR at 25 %: share of the image's gain over the no-image floor kept (bootstrap over questions)",
         )
     if "pipeline" in r["timing"]:  # measured end to end: the selection's own cost counted
         pl = {x["n_keep"]: x for x in r["timing"]["pipeline"]}
@@ -762,6 +757,11 @@ def _divprune_rival(r: dict) -> tuple:  # (method key, how to name it)
     "The DivPrune that SVTR's chosen variant is judged against: tuned with the same budget when SVTR was, else as is."
     tuned = r["tuning"]["chosen"] == "svtr_tuned" and "divprune_tuned" in r["paired_tuned"][f"{1 / 9:.6f}"]
     return ("divprune_tuned", "DivPrune tuned alike") if tuned else ("divprune", "DivPrune")
+
+# %% ../../nbs/14_svtr_experiment.ipynb #5309e536
+def _share_metric(s: dict, tol: float, label: str) -> dict:
+    "A headline `metric` of one share with its bootstrap interval (`share_interval`, `floor_share_interval`)."
+    return metric(s["share"], tol=tol, ci95=[s["lo"], s["hi"]], label=label)
 
 # %% ../../nbs/14_svtr_experiment.ipynb #6622112a
 def budget_table(
