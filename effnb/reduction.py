@@ -8,13 +8,15 @@ __all__ = ['METRICS', 'MLP_FLOP_TERM', 'LLAVA15_7B', 'METHODS', 'Reduced', 'budg
            'select_visual_tokens', 'prompt_position_ids', 'random_tokens', 'grid_tokens', 'pool_tokens', 'tome_merge',
            'visionzip_tokens', 'prumerge_budget', 'prumerge_tokens', 'LMCost', 'layer_flops', 'equivalent_tokens',
            'compression', 'reduce_visual_tokens', 'TokenScorer', 'encode_image', 'question_query', 'reduced_prompt',
-           'reduced_prefill', 'fastv_prefill', 'fastv_layer', 'fastv_settings', 'token_saliency', 'reduced_answer_loss',
+           'reduced_prefill', 'fastv_prefill', 'fastv_layer', 'fastv_settings', 'text_raters', 'text_after_image',
+           'dpc_knn_merge', 'recycled_count', 'sparsevlm_prefill', 'token_saliency', 'reduced_answer_loss',
            'ReductionTuning', 'finetune_for_reduction', 'time_prefill', 'time_scoring', 'time_pipeline',
            'llava_image_features', 'llava_reduced_inputs', 'tiny_hf_llava', 'llava_prompt']
 
 # %% ../nbs/04_reduction.ipynb #21d81b82
 import math, copy
 from dataclasses import dataclass
+from typing import Callable
 
 # %% ../nbs/04_reduction.ipynb #57163692
 import numpy as np
@@ -26,7 +28,7 @@ from .core import benchmark, num_threads
 from .layers import rope_cos_sin
 from .scenes import WordTokenizer, SceneConfig, make_scene_batch, tokenizer_for
 from .train import TrainConfig, train, step_seed
-from .vlm import TinyLlava, PromptLayout, prompt_layout, splice_image, answer_outputs
+from .vlm import TinyLlava, PromptLayout, prompt_layout, prompt_parts, splice_image, answer_outputs
 
 # %% ../nbs/04_reduction.ipynb #6f508fd5
 @dataclass
@@ -667,7 +669,41 @@ def reduced_prefill(
         model, *reduced_prompt(model, r, question_ids, n, tokenizer, position_mode, proportional)
     )
 
-# %% ../nbs/04_reduction.ipynb #75f53008
+# %% ../nbs/04_reduction.ipynb #3f76f9ce
+def _prune_inside(
+    model: TinyLlava,  # the VLM
+    inputs_embeds: torch.Tensor,  # (b, l, d) full prompt
+    image: slice,  # the image span (`PromptLayout.image`)
+    K: int,  # layers run on all tokens (>= 1)
+    choose: Callable,  # (probs (b, H, l, l) of layer K-1, hidden (b, l, d)) -> (keep (b, m), merged, centres)
+) -> tuple:  # (hidden (b, d), logits (b, v), kept indices (b, m))
+    "Run the LM layer by layer; before layer K the image span becomes the visual tokens `choose` keeps (and merges)."
+    # choose: kept image indices (b, m) ascending, merged tokens (b, c, d) or None, their centres' image indices (b, c)
+    lm, dev = model.language_model, inputs_embeds.device
+    L, (b, l, d), (s, n) = len(lm.layers), inputs_embeds.shape, (image.start, image.stop - image.start)
+    if not 1 <= K <= L:
+        raise ValueError(f"K must be in [1, L={L}], got {K}")
+    pos = torch.arange(l, device=dev).expand(b, l)
+    cos, sin = rope_cos_sin(pos, d // lm.config.num_attention_heads, lm.config.rope_theta)  # (b, 1, l, dh)
+    x, keep, p = inputs_embeds, torch.arange(n, device=dev).expand(b, n), None
+    for i, layer in enumerate(lm.layers):
+        if i == K:
+            keep, merged, at = choose(p, x)
+            extra = [] if merged is None else [s + at]  # merged tokens take the RoPE position of their centre
+            text = torch.arange(s, device=dev).expand(b, -1), torch.arange(s + n, l, device=dev).expand(b, -1)
+            rows = torch.cat([text[0], s + keep, *extra, text[1]], 1)  # (b, l')
+            x = x.gather(1, rows[..., None].expand(-1, -1, d))  # (b, l', d)
+            if merged is not None:
+                m = s + keep.shape[1]
+                x = torch.cat([x[:, :m], merged.to(x.dtype), x[:, m + merged.shape[1] :]], 1)  # (b, l', d)
+            cos, sin = (
+                t.gather(2, rows[:, None, :, None].expand(-1, 1, -1, t.shape[-1])) for t in (cos, sin)
+            )
+        x, p = layer(x, cos, sin, None, output_attentions=(i == K - 1))
+    x = lm.norm(x[:, -1])
+    return x, lm.lm_head(x), keep
+
+# %% ../nbs/04_reduction.ipynb #4e4c4238
 @torch.no_grad()
 def fastv_prefill(
     model: TinyLlava,  # the VLM
@@ -677,28 +713,15 @@ def fastv_prefill(
     n_kept: int,  # visual tokens kept after layer K
 ) -> tuple:  # (hidden (b, d), logits (b, v), kept indices (b, n_kept))
     "FastV: prune visual tokens after layer K by last-token attention; returns the answer-position outputs."
-    lm, dev = model.language_model, inputs_embeds.device
-    L, (b, l, d), (s, n) = len(lm.layers), inputs_embeds.shape, (image.start, image.stop - image.start)
-    if not 1 <= K <= L:
-        raise ValueError(f"K must be in [1, L={L}], got {K}")
+    s, n = image.start, image.stop - image.start
     if not 1 <= n_kept <= n:
         raise ValueError(f"n_kept must be in [1, n={n}], got {n_kept}")
-    pos = torch.arange(l, device=dev).expand(b, l)
-    cos, sin = rope_cos_sin(pos, d // lm.config.num_attention_heads, lm.config.rope_theta)  # (b, 1, l, dh)
-    x, keep, p = inputs_embeds, torch.arange(n, device=dev).expand(b, n), None
-    for i, layer in enumerate(lm.layers):
-        if i == K and n_kept < n:
-            att = p[:, :, -1, s : s + n].mean(1)  # (b, n) last token's attention, head mean
-            keep = att.topk(n_kept, -1).indices.sort(-1).values  # (b, n_kept)
-            text = torch.arange(s, device=dev).expand(b, -1), torch.arange(s + n, l, device=dev).expand(b, -1)
-            rows = torch.cat([text[0], s + keep, text[1]], 1)  # (b, l')
-            x = x.gather(1, rows[..., None].expand(-1, -1, d))  # (b, l', d)
-            cos, sin = (
-                t.gather(2, rows[:, None, :, None].expand(-1, 1, -1, t.shape[-1])) for t in (cos, sin)
-            )
-        x, p = layer(x, cos, sin, None, output_attentions=(i == K - 1))
-    x = lm.norm(x[:, -1])
-    return x, lm.lm_head(x), keep
+
+    def choose(p, x):
+        att = p[:, :, -1, s : s + n].mean(1)  # (b, n) last token's attention, head mean
+        return att.topk(n_kept, -1).indices.sort(-1).values, None, None  # (b, n_kept)
+
+    return _prune_inside(model, inputs_embeds, image, K, choose)
 
 # %% ../nbs/04_reduction.ipynb #353b288b
 def fastv_layer(
@@ -723,6 +746,111 @@ def fastv_settings(
         if 1 <= kept <= n:
             out["fastv_matched"] = (1, kept)
     return out
+
+# %% ../nbs/04_reduction.ipynb #6599d090
+def text_raters(
+    inputs_embeds: torch.Tensor,  # (b, l, d) the prompt's input embeddings
+    image: slice,  # the image span
+    text_valid: torch.Tensor
+    | None = None,  # (b, l - image.stop) bool: real text after the image (False: padding); default all
+) -> torch.Tensor:  # (b, l - image.stop) bool: the raters
+    "SparseVLM's raters: text tokens after the image whose mean softmax relevance to the visual tokens is above the mean."
+    b, l, _ = inputs_embeds.shape
+    if not 0 <= image.start < image.stop <= l:
+        raise ValueError(f"image span {image} must lie inside the prompt of {l} tokens and be non-empty")
+    v, t = inputs_embeds[:, image], inputs_embeds[:, image.stop :]  # (b, n, d), (b, t, d)
+    valid = torch.ones(t.shape[:2], dtype=torch.bool, device=t.device) if text_valid is None else text_valid
+    if valid.shape != t.shape[:2]:
+        raise ValueError(
+            f"text_valid must be (b, l - image.stop) = {tuple(t.shape[:2])}, got {tuple(valid.shape)}"
+        )
+    if not valid.any(1).all():
+        raise ValueError("every prompt needs at least one text token after the image")
+    rel = (v @ t.transpose(1, 2)).masked_fill(~valid[:, None], float("-inf"))  # (b, n, t)
+    rel = rel.softmax(-1).mean(1)  # (b, t) relevance of each text token to the image
+    mean = (rel * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True)  # (b, 1)
+    raters = valid & (rel > mean)
+    return torch.where(raters.any(1, keepdim=True), raters, valid)  # all equal: every real token rates
+
+# %% ../nbs/04_reduction.ipynb #d60b5815
+def text_after_image(
+    question_ids: torch.Tensor,  # (b, q) left-padded with id 0
+    tokenizer: WordTokenizer | None = None,  # the VLM's (default `WordTokenizer()`)
+) -> torch.Tensor:  # (b, q + 2) bool
+    "Which prompt tokens after the image are text (the question's left padding is not): `text_raters`' `text_valid`."
+    return prompt_parts(question_ids, tokenizer or WordTokenizer())[1] != 0
+
+# %% ../nbs/04_reduction.ipynb #664babc7
+def dpc_knn_merge(
+    tokens: torch.Tensor,  # (b, m, d) the tokens to merge
+    n_clusters: int,  # c, 1 <= c <= m
+    k: int | None = None,  # neighbours of the local density (default c, as SparseVLM's code)
+) -> tuple:  # (merged (b, c, d): each cluster's mean, centres (b, c): their indices in `tokens`)
+    "Density-peak clustering with k-nearest-neighbour density (DPC-kNN); each token joins its nearest centre."
+    b, m, d = tokens.shape
+    if not 1 <= n_clusters <= m:
+        raise ValueError(f"n_clusters must be in [1, m={m}], got {n_clusters}")
+    dist = torch.cdist(tokens.float(), tokens.float()) / d**0.5  # (b, m, m)
+    knn = dist.topk(min(k or n_clusters, m), -1, largest=False).values  # (b, m, k), self included
+    density = (-(knn**2).mean(-1)).exp()  # (b, m)
+    density = density - 1e-6 * torch.arange(m, device=tokens.device) / m  # ties: the earlier token is denser
+    denser = density[:, None, :] > density[:, :, None]  # (b, m, m): [i, j] token j is denser than token i
+    delta = dist.masked_fill(~denser, float("inf")).amin(-1)  # (b, m) distance to the nearest denser token
+    delta = torch.where(denser.any(-1), delta, dist.amax(-1))  # the densest point: its farthest distance
+    centres = (density * delta).topk(n_clusters, -1).indices  # (b, c)
+    assign = dist.gather(2, centres[:, None, :].expand(-1, m, -1)).argmin(-1)  # (b, m) nearest centre
+    assign = assign.scatter(1, centres, torch.arange(n_clusters, device=tokens.device).expand(b, -1))
+    size = torch.zeros(b, n_clusters, device=tokens.device).scatter_add_(
+        1, assign, torch.ones(b, m, device=tokens.device)
+    )
+    merged = torch.zeros(b, n_clusters, d, device=tokens.device, dtype=tokens.dtype)
+    merged.scatter_add_(1, assign[..., None].expand(-1, -1, d), tokens)
+    return merged / size[..., None].to(tokens.dtype), centres
+
+# %% ../nbs/04_reduction.ipynb #063f1020
+def recycled_count(
+    n: int,  # visual tokens before pruning
+    n_kept: int,  # visual tokens after pruning, recycled ones included
+) -> int:  # c: merged tokens among the n_kept
+    "SparseVLM's recycled tokens: int(candidates / 10) + 1 of the best 30 % dropped, leaving >= 1 kept token."
+    if not 1 <= n_kept <= n:
+        raise ValueError(f"n_kept must be in [1, n={n}], got {n_kept}")
+    if n_kept == n:
+        return 0
+    return min(int((int(0.3 * (n - n_kept)) + 1) / 10) + 1, n_kept - 1)
+
+# %% ../nbs/04_reduction.ipynb #417d3923
+@torch.no_grad()
+def sparsevlm_prefill(
+    model: TinyLlava,  # the VLM
+    inputs_embeds: torch.Tensor,  # (b, l, d) full prompt
+    image: slice,  # the image span (`PromptLayout.image`)
+    K: int,  # layers run on all tokens (>= 1)
+    n_kept: int,  # visual tokens after layer K, recycled ones included
+    text_valid: torch.Tensor
+    | None = None,  # (b, l - image.stop) bool: real text after the image (see `text_raters`)
+    recycle: bool = True,  # merge the best dropped tokens into `recycled_count(n, n_kept)` tokens
+) -> tuple:  # (hidden (b, d), logits (b, v), kept indices (b, n_kept - c))
+    "SparseVLM: the question's raters score the visual tokens in layer K-1; keep the top, recycle the best dropped."
+    s, n, d = image.start, image.stop - image.start, inputs_embeds.shape[-1]
+    if not 1 <= n_kept <= n:
+        raise ValueError(f"n_kept must be in [1, n={n}], got {n_kept}")
+    raters = text_raters(inputs_embeds, image, text_valid).float()  # (b, t)
+    c = recycled_count(n, n_kept) if recycle else 0
+
+    def choose(p, x):
+        att = p.mean(1)[:, image.stop :, s : s + n]  # (b, t, n) text-to-image attention, head mean
+        score = (att * raters[..., None]).sum(1) / raters.sum(1, keepdim=True)  # (b, n)
+        order = score.argsort(-1, descending=True)  # (b, n)
+        keep = order[:, : n_kept - c].sort(-1).values  # (b, n_kept - c)
+        if c == 0:
+            return keep, None, None
+        dropped = order[:, n_kept - c :]  # (b, n - n_kept + c) best first
+        cand = dropped[:, : int(0.3 * dropped.shape[1]) + 1]  # (b, m) the best 30 %
+        merged, centres = dpc_knn_merge(x[:, s : s + n].gather(1, cand[..., None].expand(-1, -1, d)), c)
+        return keep, merged, cand.gather(1, centres)  # (b, c, d), (b, c) image indices of the centres
+
+    return _prune_inside(model, inputs_embeds, image, K, choose)
 
 # %% ../nbs/04_reduction.ipynb #587895e3
 def token_saliency(
@@ -854,14 +982,14 @@ def time_prefill(
     repeats: int = 15,  # timed rounds (medians)
     threads: int = 1,  # torch threads while timing
     K: int = 2,  # FastV's K (capped at L - 1)
-) -> list:  # rows: n_keep, prefill median (s) and every repeat, FastV median (s) and K
-    "Median LM prefill time per budget (answer logits only) and FastV's at the same kept count, round-robin."
+) -> list:  # rows: n_keep, prefill median (s) and every repeat, FastV's and SparseVLM's medians (s), K
+    "Median LM prefill time per budget (answer logits only), FastV's and SparseVLM's at the same kept count, round-robin."
     lm, d, dev = model.language_model, model.config.text_config.hidden_size, next(model.parameters()).device
     K, n, n_text = fastv_layer(K, len(lm.layers)), layout.n_image, layout.n_text
     torch.manual_seed(0)
     full = torch.randn(batch, n_text + n, d).to(dev)
     xs = {nk: torch.randn(batch, n_text + nk, d).to(dev) for nk in budgets}
-    t = {(nk, f): [] for nk in budgets for f in ("prefill", "fastv")}
+    t = {(nk, f): [] for nk in budgets for f in ("prefill", "fastv", "sparsevlm")}
     for rep in range(repeats):  # round robin, so load spikes hit all budgets alike
         bench = lambda fn: (
             benchmark(fn, warmup=2 if rep == 0 else 0, repeats=1, threads=threads, device=dev).times
@@ -869,6 +997,7 @@ def time_prefill(
         for nk in budgets:
             t[(nk, "prefill")] += bench(lambda: lm(inputs_embeds=xs[nk], logits_to_keep=1))
             t[(nk, "fastv")] += bench(lambda: fastv_prefill(model, full, layout.image, K, nk))
+            t[(nk, "sparsevlm")] += bench(lambda: sparsevlm_prefill(model, full, layout.image, K, nk))
     med = lambda nk, f: float(np.median(t[(nk, f)]))
     return [
         {
@@ -877,6 +1006,7 @@ def time_prefill(
             "prefill_repeats_s": t[(nk, "prefill")],  # one per round, in order: paired across budgets
             "fastv_s": med(nk, "fastv"),
             "fastv_K": K,
+            "sparsevlm_s": med(nk, "sparsevlm"),
             "batch": batch,
             "threads": threads,
             "repeats": repeats,

@@ -42,6 +42,8 @@ from effnb.reduction import (
     fastv_prefill,
     fastv_layer,
     fastv_settings,
+    sparsevlm_prefill,
+    text_after_image,
     token_saliency,
     time_prefill,
     time_scoring,
@@ -273,6 +275,7 @@ def evaluate_reducers(
         splice_image(model, feats, qids, tok),
         prompt_layout(qids.shape[1], n, tok).image,
     )  # FastV's input
+    text_valid = text_after_image(qids, tok)  # SparseVLM's raters come from the question, not its padding
     K = fastv_layer(cfg.fastv_K, L)
     nk = max(1, round((1 - cfg.fastv_R) * n))
     T = equivalent_tokens(n, nk, K, L)
@@ -296,8 +299,12 @@ def evaluate_reducers(
         row(*run_lm(r, "contiguous"), method="svtr_contiguous", seed=0, **kw)
         for name, (k_layer, kept) in fastv_settings(n, L, nk, cfg.fastv_K).items():
             T = equivalent_tokens(n, kept, k_layer, L)
-            h, lg, _ = fastv_prefill(model, full_emb, span, k_layer, kept)
-            row(h, lg, method=name, ratio=T / n, budget=ratio, n_keep=kept, equiv_tokens=T, K=k_layer, seed=0)
+            kw = dict(ratio=T / n, budget=ratio, n_keep=kept, equiv_tokens=T, K=k_layer, seed=0)
+            row(*fastv_prefill(model, full_emb, span, k_layer, kept)[:2], method=name, **kw)
+            h, lg, _ = sparsevlm_prefill(
+                model, full_emb, span, k_layer, kept, text_valid
+            )  # same layer and count
+            row(h, lg, method=name.replace("fastv", "sparsevlm"), **kw)
     return rows, items
 
 # %% ../../nbs/14_svtr_experiment.ipynb #2420675a
@@ -547,6 +554,8 @@ def evaluate_all(
         if ("svtr_tuned", 1 / 4, 0) in items
         else None
     )
+    inside = {k: v for k, v in items.items() if k[0] in ("sparsevlm", "fastv")}  # pruning inside the LM
+    paired_inside = paired_comparisons(inside, HEADLINE_RATIOS, "sparsevlm", cfg.n_boot, cfg.seed)
     shares = {  # of the full model's accuracy, per SVTR variant and headline budget (paired bootstrap)
         f"{m}@{x:.6f}": share_interval(items[(m, x, 0)], items[("full", 1.0, 0)], cfg.n_boot, cfg.seed)
         for m in ("svtr", "svtr_tuned")
@@ -613,6 +622,7 @@ def evaluate_all(
         "aggregate": aggregate(rows),
         "paired": paired,
         "paired_tuned": paired_tuned,
+        "paired_sparsevlm": paired_inside,  # SparseVLM minus FastV at the same layer and kept count
         "share_25": share,
         "floor_share_25": floor_share,
         "tuning": tuning,
@@ -821,7 +831,9 @@ def timing_table(r: dict) -> str:
     full = next(x["prefill_s"] for x in t if x["n_keep"] == n)
     comp = {c["n_keep"]: c for c in r["compression"]}
     fastv = f"FastV K={t[0].get('fastv_K', r['config']['fastv_K'])}"
-    heads = ["n_keep", "kept", "LM tokens", "prefill", "vs all", fastv, "FLOPs tiny (6ndm)"]
+    sparse = "sparsevlm_s" in t[0]  # results before SparseVLM was timed lack it
+    heads = ["n_keep", "kept", "LM tokens", "prefill", "vs all", fastv] + ["SparseVLM"] * sparse
+    heads.append("FLOPs tiny (6ndm)")
     heads.append("FLOPs LLaVA-7B (2ndm / 6ndm)")
     rows = []
     for x in t:
@@ -830,6 +842,7 @@ def timing_table(r: dict) -> str:
         rows.append(
             [x["n_keep"], f"{x['n_keep'] / n:.3f}", f"{tiny['seq_len']} of {tiny['seq_len_full']}"]
             + [fmt_time(x["prefill_s"]), f"{x['prefill_s'] / full:.2f}x", f"{x['fastv_s'] / full:.2f}x"]
+            + ([f"{x['sparsevlm_s'] / full:.2f}x"] if sparse else [])
             + [f"{100 * tiny['flops_ratio_swiglu']:.1f}%"]
             + [f"{100 * l7['flops_ratio_fastv']:.1f}% / {100 * l7['flops_ratio_swiglu']:.1f}%"]
         )
@@ -1026,6 +1039,8 @@ _STYLE = {  # method: (legend label, matplotlib format)
     "fastv": ("FastV, same kept count after K (at its equivalent tokens)", "<-"),
     "fastv_matched": ("FastV K=1, equal LM compute", "<--"),
     "fastv_paper": ("FastV, paper setting (K=2, R=50 %)", "<"),
+    "sparsevlm": ("SparseVLM, question raters, same kept count after K", ">-"),
+    "sparsevlm_matched": ("SparseVLM K=1, equal LM compute", ">--"),
 }
 
 # %% ../../nbs/14_svtr_experiment.ipynb #a9d63ae6
@@ -1143,6 +1158,10 @@ def plot_budget_cost(r: dict):  # matplotlib Figure
         "<-",
         label=f"measured FastV K={t[0].get('fastv_K', r['config']['fastv_K'])} (x = kept after K)",
     )
+    if "sparsevlm_s" in full:
+        ax.plot(
+            x, [row["sparsevlm_s"] / full["prefill_s"] for row in t], ">:", label="measured SparseVLM, same K"
+        )
     ax.plot(
         x,
         [compression(n, row["n_keep"], cost)["flops_ratio_swiglu"] for row in t],
