@@ -101,7 +101,9 @@ def kind_words(source: str) -> tuple:
     return tuple(NUMBERS[int(c)] if c.isdigit() else c.replace("-", "") for c in DATASETS[source].classes)
 
 # %% ../nbs/03a_scenes.ipynb #7f80c9be
-SPLITS = {"train": 0, "val": 1, "test": 2, "test_fresh": 3}  # test_fresh: a stream no design choice has seen
+SPLITS = {"train": 0, "val": 1, "test": 2, "test_fresh": 3, "test_final": 4}
+# test_fresh: a stream no design choice had seen (until the first recipe was judged on it); test_final: drawn for
+# the recipe chosen on validation (experiment 3's `recipes`), evaluated once at the end
 
 # %% ../nbs/03a_scenes.ipynb #a82b9255
 @dataclass
@@ -311,7 +313,7 @@ def _item_images(
 # %% ../nbs/03a_scenes.ipynb #4b8b1834
 def item_pool(
     cfg: SceneConfig,  # `objects` and `root` name the images
-    split: str,  # "train", "val", "test" or "test_fresh"
+    split: str,  # "train", "val" or a test split ("test", "test_fresh", "test_final")
 ) -> tuple:  # (images (N, 28, 28) uint8, per kind: indices into images of that kind)
     "The source images a split may draw its objects from: disjoint between train, validation and test."
     if split not in SPLITS:
@@ -600,7 +602,13 @@ def _digit_pool(split: str) -> np.ndarray:
     "Indices of the digit images a split may use: a disjoint 3/1/1 partition by index (both test splits share one)."
     idx = np.arange(len(_digits()[1]))
     test = idx[idx % 5 == 4]
-    return {"train": idx[idx % 5 < 3], "val": idx[idx % 5 == 3], "test": test, "test_fresh": test}[split]
+    return {
+        "train": idx[idx % 5 < 3],
+        "val": idx[idx % 5 == 3],
+        "test": test,
+        "test_fresh": test,
+        "test_final": test,
+    }[split]
 
 # %% ../nbs/03a_scenes.ipynb #6d56e221
 ALWAYS_VALID = ("count", "detail", "count_kind", "exist")  # question types every scene can pose
