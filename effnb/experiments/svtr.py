@@ -7,8 +7,8 @@ __all__ = ['PRESETS', 'VLM_EXPERIMENTS', 'HEADLINE_RATIOS', 'TUNED_ROWS', 'EXPER
            'fidelity', 'evaluate_reducers', 'evaluate_tuned', 'tune_and_evaluate', 'aggregate', 'train_scorer',
            'paired_comparisons', 'share_interval', 'floor_share_interval', 'evaluate_all', 'run', 'method_row',
            'budget_table', 'qtype_table', 'timing_table', 'scoring_table', 'pipeline_table', 'report', 'paired_side',
-           'paired_table', 'findings', 'plot_budget_accuracy', 'plot_tuned', 'plot_fidelity', 'plot_budget_cost',
-           'plot_kept', 'plot']
+           'paired_table', 'inside_lm_table', 'findings', 'plot_budget_accuracy', 'plot_tuned', 'plot_fidelity',
+           'plot_budget_cost', 'plot_kept', 'plot']
 
 # %% ../../nbs/14_svtr_experiment.ipynb #21d81b83
 import time, importlib, dataclasses
@@ -933,6 +933,14 @@ def report(r: dict) -> str:
             if r.get("tuning")
             else []
         )
+        + (
+            [
+                "Pruning inside the LM: SparseVLM's question raters against FastV's last token:",
+                inside_lm_table(r),
+            ]
+            if r.get("paired_sparsevlm")
+            else []
+        )
     )
 
 # %% ../../nbs/14_svtr_experiment.ipynb #7d1e0a04
@@ -960,6 +968,26 @@ def paired_table(
             + [f"[{100 * x['lo']:+.1f}, {100 * x['hi']:+.1f}]", paired_side(x)]
         )
     return markdown_table(rows, heads)
+
+# %% ../../nbs/14_svtr_experiment.ipynb #26d54824
+def inside_lm_table(r: dict) -> str:
+    "Markdown: SparseVLM against FastV at the same layer K and kept count, per headline budget (paired 95 %)."
+    rows = []
+    for key, per in r["paired_sparsevlm"].items():
+        x, ratio = per["fastv"], float(key)
+        s, f = method_row(r, "sparsevlm", ratio), method_row(r, "fastv", ratio)
+        side = "SparseVLM better" if x["lo"] > 0 else "SparseVLM worse" if x["hi"] < 0 else NOT_RESOLVED
+        rows.append(
+            [f"{f['n_keep']} of {r['n']}", f["K"], f"{f['equiv_tokens']:.1f}", f"{100 * f['acc']:.1f}"]
+            + [
+                f"{100 * s['acc']:.1f}",
+                f"{100 * x['diff']:+.1f}",
+                f"[{100 * x['lo']:+.1f}, {100 * x['hi']:+.1f}]",
+                side,
+            ]
+        )
+    heads = ["kept after layer K", "K", "LM compute (equivalent tokens)", "FastV (%)", "SparseVLM (%)"]
+    return markdown_table(rows, heads + ["SparseVLM minus FastV (points)", "95 % interval", "verdict"])
 
 # %% ../../nbs/14_svtr_experiment.ipynb #815af0b7
 def findings(r: dict) -> dict:  # {"result", "status"}: the README row
