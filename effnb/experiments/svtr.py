@@ -308,12 +308,12 @@ def evaluate_reducers(
         row(*run_lm(r, "contiguous"), method="svtr_contiguous", seed=0, **kw)
         for name, (k_layer, kept) in fastv_settings(n, L, nk, cfg.fastv_K).items():
             T = equivalent_tokens(n, kept, k_layer, L)
-            kw = dict(ratio=T / n, budget=ratio, n_keep=kept, equiv_tokens=T, K=k_layer, seed=0)
-            row(*fastv_prefill(model, full_emb, span, k_layer, kept)[:2], method=name, **kw)
+            inside = dict(ratio=T / n, budget=ratio, n_keep=kept, equiv_tokens=T, K=k_layer, seed=0)
+            row(*fastv_prefill(model, full_emb, span, k_layer, kept)[:2], method=name, **inside)
             h, lg, _ = sparsevlm_prefill(
                 model, full_emb, span, k_layer, kept, text_valid
             )  # same layer and count
-            row(h, lg, method=name.replace("fastv", "sparsevlm"), **kw)
+            row(h, lg, method=name.replace("fastv", "sparsevlm"), **inside)
     return rows, items
 
 # %% ../../nbs/14_svtr_experiment.ipynb #2420675a
